@@ -1,0 +1,23 @@
+"""hjbench: benchmarking learned proximal operators and priors (Hamilton-Jacobi method and baselines).
+
+Importing hjbench is cheap: it sets up no device and imports neither JAX nor plotting
+libraries; subpackages are imported on first attribute access.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+SCHEMA_VERSION = 1
+
+_SUBMODULES = {"priors", "methods", "nets", "data", "bounds", "errors", "solve", "registry",
+               "runner", "results", "analysis", "plots", "report", "config", "metrics", "seeds"}
+
+__all__ = sorted(_SUBMODULES) + ["__version__", "SCHEMA_VERSION"]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'hjbench' has no attribute {name!r}")

@@ -1,0 +1,161 @@
+"""The method contract every learner follows, in hjbench and in plug-ins (BRIEF sections 4-6).
+
+A method is constructed with hyperparameters only (the constructor stores them verbatim and
+validates them; it does no work), learns in ``fit(data, seed=...)`` and returns itself, then
+answers queries:
+
+* ``prox(x)``       the learned prox_{tJ}(x), shape (..., dim)      (every method)
+* ``potential(x)``  the learned convex potential psi_theta(x) ~ psi(x) = q(x) - t S(x, t)
+* ``prior(y)``      the learned prior J_hat(y) ~ J_bvs(y); ``prior_solution(y)`` gives the same
+                    with the solve status (iterations, residual, converged) per point.
+
+What a method provides is declared in ``provides``; asking for anything else raises
+:class:`~hjbench.errors.NotProvidedError`, and the harness records NaN with "not applicable",
+never a zero. A method never sees the prior object: only a :class:`~hjbench.data.Dataset` of
+its declared ``data_regime``.
+
+Learned state carries a trailing underscore (``potential_``, ``fit_seconds_``,
+``loss_curve_``); queries run under ``torch.no_grad()`` and never touch the caller's tensors.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any, ClassVar
+
+import torch
+
+from ..data import REGIMES, Dataset
+from ..errors import ConfigError, NotFittedError, NotProvidedError, check_choice, check_points
+from ..solve import Solution
+
+__all__ = ["AbstractMethod", "OUTPUTS"]
+
+OUTPUTS = ("prox", "potential", "prior")
+
+
+class AbstractMethod:
+    """Base of every method. Subclasses implement ``_fit`` and the ``_prox`` / ``_potential`` /
+    ``_prior_solution`` hooks for the outputs they declare in ``provides``.
+
+    Class attributes:
+        provides: the outputs this method gives, a subset of :data:`OUTPUTS`.
+        test_params: tiny hyperparameters that make ``fit`` take well under a second; used by
+            the conformance battery and smoke grids.
+    """
+
+    name: str = "abstract"
+    provides: ClassVar[frozenset[str]] = frozenset()
+    test_params: ClassVar[dict[str, Any]] = {}
+
+    # -- settings -----------------------------------------------------------------------------
+    @property
+    def data_regime(self) -> str:
+        """Which fields of the data this method needs (see :data:`hjbench.data.REGIMES`)."""
+        return "values"
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values()
+                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments as stored (the canonical description of this configuration)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def skip(self, *, device: str | torch.device, dim: int) -> str | None:
+        """A reason this configuration cannot run on ``device`` / ``dim``, or None if it can."""
+        return None
+
+    # -- fitting --------------------------------------------------------------------------------
+    def fit(self, data: Dataset, *, seed: int = 0) -> "AbstractMethod":
+        """Learn from ``data`` (restricted to this method's regime); deterministic for ``seed``."""
+        if not isinstance(data, Dataset):
+            raise ConfigError(f"data must be a hjbench.data.Dataset, got {type(data).__name__}")
+        data = data.restrict(self.data_regime)
+        generator = torch.Generator().manual_seed(int(seed))
+        start = time.perf_counter()
+        self._fit(data, generator)
+        if data.x.is_cuda:
+            torch.cuda.synchronize(data.x.device)
+        self.fit_seconds_ = time.perf_counter() - start
+        self.dim_ = data.dim
+        self.t_ = data.t
+        return self
+
+    def _fit(self, data: Dataset, generator: torch.Generator) -> None:
+        raise NotImplementedError
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "dim_")
+
+    def _query(self, output: str, x: torch.Tensor, name: str = "x") -> torch.Tensor:
+        if output not in self.provides:
+            raise NotProvidedError(f"method {self.name!r} does not provide {output!r}; it provides "
+                                   f"{sorted(self.provides)}")
+        if not self.is_fitted:
+            raise NotFittedError(f"method {self.name!r} is not fitted; call fit(data) before {output}()")
+        return check_points(name, x, self.dim_)
+
+    # -- queries --------------------------------------------------------------------------------
+    def prox(self, x: torch.Tensor) -> torch.Tensor:
+        """Learned prox_{tJ}(x), shape (..., dim), dtype and device of ``x``."""
+        x = self._query("prox", x)
+        with torch.no_grad():
+            return self._prox(x).to(x.dtype)
+
+    def potential(self, x: torch.Tensor) -> torch.Tensor:
+        """Learned potential psi_theta(x) ~ q(x) - t S(x, t), shape (...)."""
+        x = self._query("potential", x)
+        with torch.no_grad():
+            return self._potential(x).to(x.dtype)
+
+    def prior_solution(self, y: torch.Tensor) -> Solution:
+        """Learned prior J_hat(y) ~ J_bvs(y) with per-point solve status."""
+        y = self._query("prior", y, "y")
+        with torch.no_grad():
+            return self._prior_solution(y)
+
+    def prior(self, y: torch.Tensor) -> torch.Tensor:
+        """Learned prior J_hat(y), shape (...); see :meth:`prior_solution` for solve status."""
+        return self.prior_solution(y).value.to(y.dtype)
+
+    def _prox(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _potential(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _prior_solution(self, y: torch.Tensor) -> Solution:
+        raise NotImplementedError
+
+    # -- state ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Learned state (tensors and plain values) sufficient to restore every output."""
+        if not self.is_fitted:
+            raise NotFittedError(f"method {self.name!r} is not fitted; nothing to save")
+        return {"dim_": self.dim_, "t_": self.t_, **self._state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> "AbstractMethod":
+        """Restore what :meth:`state_dict` saved into a method built with the same settings."""
+        self.dim_ = int(state["dim_"])
+        self.t_ = float(state["t_"])
+        self._load_state({k: v for k, v in state.items() if k not in ("dim_", "t_")})
+        return self
+
+    def _state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+def check_regime(value: str) -> str:
+    return check_choice("data_regime", value, REGIMES)
