@@ -33,7 +33,7 @@ class Entry(Generic[T]):
     cls: type
     defaults: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
-    source: str = "hjbench"
+    source: str = "hjbench"  # top-level package that registered it: "hjbench" or a plug-in
 
     def build(self, **params: Any) -> T:
         obj = self.cls(**{**self.defaults, **params})
@@ -49,7 +49,6 @@ class Registry(Generic[T]):
         self.group = group
         self._entries: dict[str, Entry[T]] = {}
         self._plugins_loaded = False
-        self._loading = False
 
     # -- registration -------------------------------------------------------------------
     def register(self, name: str, cls: type | None = None, *, summary: str | None = None,
@@ -63,7 +62,7 @@ class Registry(Generic[T]):
                 raise ConfigError(f"{self.role} name {name!r} is already registered "
                                   f"by {self._entries[name].cls.__qualname__}")
             doc = summary if summary is not None else (klass.__doc__ or "").strip().split("\n")[0]
-            src = source or ("plugin" if self._loading else klass.__module__.split(".")[0])
+            src = source or klass.__module__.split(".")[0]
             self._entries[name] = Entry(name, klass, dict(defaults), doc, src)
             return klass
 
@@ -75,31 +74,27 @@ class Registry(Generic[T]):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        self._loading = True
-        try:
-            eps = sorted(metadata.entry_points(group=self.group), key=lambda ep: ep.name)
-            seen: set[str] = set()
-            for ep in eps:
-                if ep.value in seen:
-                    continue
-                seen.add(ep.value)
-                try:
-                    obj = ep.load()
-                    if callable(obj):
-                        obj()
-                except Exception as exc:  # a broken plug-in must not break hjbench
-                    warnings.warn(f"hjbench: plug-in {ep.name!r} ({ep.value}) failed to load: {exc}",
-                                  stacklevel=2)
-            for mod in filter(None, (m.strip() for m in os.environ.get("HJBENCH_PLUGINS", "").split(","))):
-                try:
-                    module = importlib.import_module(mod)
-                    if callable(getattr(module, "register", None)):
-                        module.register()
-                except Exception as exc:
-                    warnings.warn(f"hjbench: HJBENCH_PLUGINS module {mod!r} failed to load: {exc}",
-                                  stacklevel=2)
-        finally:
-            self._loading = False
+        eps = sorted(metadata.entry_points(group=self.group), key=lambda ep: ep.name)
+        seen: set[str] = set()
+        for ep in eps:
+            if ep.value in seen:
+                continue
+            seen.add(ep.value)
+            try:
+                obj = ep.load()
+                if callable(obj):
+                    obj()
+            except Exception as exc:  # a broken plug-in must not break hjbench
+                warnings.warn(f"hjbench: plug-in {ep.name!r} ({ep.value}) failed to load: {exc}",
+                              stacklevel=2)
+        for mod in filter(None, (m.strip() for m in os.environ.get("HJBENCH_PLUGINS", "").split(","))):
+            try:
+                module = importlib.import_module(mod)
+                if callable(getattr(module, "register", None)):
+                    module.register()
+            except Exception as exc:
+                warnings.warn(f"hjbench: HJBENCH_PLUGINS module {mod!r} failed to load: {exc}",
+                              stacklevel=2)
 
     # -- look-up ------------------------------------------------------------------------
     def names(self) -> list[str]:

@@ -59,12 +59,13 @@ class ICNN(nn.Module):
         bx, bz = 1 / math.sqrt(dim), 1 / math.sqrt(width)
         self.W0 = nn.Parameter(_uniform((width, dim), bx, g, dtype))
         self.b0 = nn.Parameter(_uniform((width,), bx, g, dtype))
-        self.W = nn.ParameterList([nn.Parameter(_uniform((width, width), bz, g, dtype).abs())
+        # non-negative weights with mean 1/width keep activations O(1) through depth
+        self.W = nn.ParameterList([nn.Parameter(torch.rand((width, width), generator=g, dtype=dtype) * 2 / width)
                                    for _ in range(depth)])
         self.A = nn.ParameterList([nn.Parameter(_uniform((width, dim), bx, g, dtype))
                                    for _ in range(depth)])
         self.b = nn.ParameterList([nn.Parameter(_uniform((width,), bz, g, dtype)) for _ in range(depth)])
-        self.w = nn.Parameter(_uniform((width,), bz, g, dtype).abs())
+        self.w = nn.Parameter(torch.rand((width,), generator=g, dtype=dtype) * 2 / width)
         self.a = nn.Parameter(torch.zeros(dim, dtype=dtype))
         self.c = nn.Parameter(torch.zeros((), dtype=dtype))
 

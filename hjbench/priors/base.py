@@ -22,14 +22,10 @@ from typing import Any, ClassVar
 import torch
 
 from ..errors import ConfigError, check_int, check_points, check_positive
+from ..ops import half_sq_norm
 from ..solve import Solution
 
 __all__ = ["AbstractPrior", "half_sq_norm"]
-
-
-def half_sq_norm(x: torch.Tensor) -> torch.Tensor:
-    """q(x) = ||x||^2 / 2 over the last axis (the *squared* norm: a historical bug used ||x||/2)."""
-    return 0.5 * (x * x).sum(-1)
 
 
 class AbstractPrior:
