@@ -13,6 +13,11 @@ _MODULES = ("maxplus", "lpn", "lista", "pnp")
 def register() -> None:
     """Import every baseline module; each registers its methods into ``hjbench.methods``."""
     import importlib
+    import warnings
 
     for name in _MODULES:
-        importlib.import_module(f"{__name__}.{name}")
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except Exception as exc:  # one broken baseline must not hide the others
+            warnings.warn(f"baselines: {name} failed to import and is not registered: {exc}",
+                          stacklevel=2)
