@@ -12,7 +12,8 @@ __version__ = "0.1.0"
 SCHEMA_VERSION = 1
 
 _SUBMODULES = {"priors", "methods", "nets", "data", "bounds", "errors", "solve", "registry",
-               "runner", "results", "analysis", "plots", "report", "config", "metrics", "seeds"}
+               "runner", "results", "analysis", "plots", "report", "config", "metrics", "seeds",
+               "tables", "ops", "downstream", "bound_check"}
 
 __all__ = sorted(_SUBMODULES) + ["__version__", "SCHEMA_VERSION"]
 

@@ -1,0 +1,21 @@
+"""Paper-style figures of a run, all drawn from its long summary (issue: figures and tables).
+
+    >>> from hjbench import plots
+    >>> result = plots.error_vs_n(summary, "figures/", "forward_rel_mse")   # doctest: +SKIP
+    >>> result.paths, result.data, result.notes                             # doctest: +SKIP
+
+Every figure function returns a :class:`FigureResult`: the PDF and 300-dpi PNG written, the
+values drawn (a DataFrame) and notes on everything a reader cannot see (gaps, values <= 0
+on log axes, outputs a method does not provide). matplotlib is imported, and the Agg
+backend selected, only when a figure is drawn.
+"""
+
+from ._common import FAMILIES, FigureResult, load_run_trials, load_summary
+from .cost import cost_figures, eval_time_bars, fit_time
+from .error import bound_ratio, error_figures, error_vs_n, run_figure
+from .sections import cross_section_figure, load_sections, section_values, sections_from_table, write_sections
+
+__all__ = ["FigureResult", "FAMILIES", "load_summary", "load_run_trials", "error_vs_n",
+           "error_figures", "bound_ratio", "run_figure", "fit_time", "eval_time_bars",
+           "cost_figures", "cross_section_figure", "section_values", "sections_from_table",
+           "write_sections", "load_sections"]

@@ -1,0 +1,247 @@
+"""Cross-sections of learned potentials and priors, as in the paper's figures (BRIEF 4, 6).
+
+Along the first axis s e_1 and the diagonal s (1, ..., 1)/sqrt(dim), s in [-box, box]
+(:func:`hjbench.data.cross_sections`), the top row shows each method's potential
+psi_theta against the true psi = q - t S(., t), the bottom row each method's prior J_hat
+against J and against J_bvs (the most any learner can recover). A method that provides no
+potential or no prior has no curve there (never a zero line). Points where the prior's
+inner solve did not converge are marked with a cross.
+
+Two ways in:
+
+* :func:`cross_section_figure` with fitted methods in hand;
+* during a run, :func:`write_sections` right after a trial's fit (the runner does it for the
+  largest n_samples of repetition 0 of each prior and dim) stores the curves as
+  ``sections/<trial_id>.parquet``, which survives a kill and a resume; ``hjbench report``
+  reads them back (:func:`load_sections`) and draws one figure per prior and dim
+  (:func:`sections_from_table`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._style import FULL_WIDTH, TRUTH_COLOR, MethodStyle, paper_context
+from ._common import FORMATS, FigureResult, new_figure, save_figure
+
+__all__ = ["section_values", "truth_values", "plot_sections", "cross_section_figure", "sections_from_table",
+           "write_sections", "load_sections"]
+
+_IDENTITY = ("trial_id", "prior", "prior_params", "dim", "t", "n_samples", "repetition")
+
+SECTIONS = ("axis", "diagonal")
+_TRUTH = {"psi": ("potential", "-", r"$\psi$"), "J": ("prior", "-", r"$J$"),
+          "J_bvs": ("prior", "--", r"$J_{\mathrm{bvs}}$")}
+
+
+def _points(dim: int, box: float, n_points: int, dtype, device):
+    from ..data import cross_sections
+
+    return cross_sections(dim, box=box, n_points=n_points, dtype=dtype, device=device)
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({"method": pd.Series(dtype=str), "section": pd.Series(dtype=str),
+                         "s": pd.Series(dtype=float), "quantity": pd.Series(dtype=str),
+                         "value": pd.Series(dtype=float), "converged": pd.Series(dtype=bool)})
+
+
+def section_values(method: Any, *, dim: int, box: float = 4.0, n_points: int = 201,
+                   dtype: Any = None, device: Any = "cpu") -> pd.DataFrame:
+    """The fitted ``method``'s potential and prior along both cross-sections.
+
+    Returns a long table: method, section ("axis"/"diagonal"), s, quantity
+    ("potential"/"prior"), value, converged; only the outputs the method provides.
+    ``dtype`` defaults to float32 (the precision methods are trained in).
+    """
+    import torch
+
+    pts = _points(dim, box, n_points, dtype or torch.float32, device)
+    rows = []
+    s = pts["s"].double().cpu().numpy()
+    for section in SECTIONS:
+        x = pts[section]
+        if "potential" in method.provides:
+            v = method.potential(x).double().cpu().numpy()
+            rows.append(pd.DataFrame({"section": section, "s": s, "quantity": "potential", "value": v,
+                                      "converged": True}))
+        if "prior" in method.provides:
+            sol = method.prior_solution(x)
+            rows.append(pd.DataFrame({"section": section, "s": s, "quantity": "prior",
+                                      "value": sol.value.double().cpu().numpy(),
+                                      "converged": sol.converged.cpu().numpy().astype(bool)}))
+    out = pd.concat(rows, ignore_index=True) if rows else _empty().drop(columns="method")
+    out.insert(0, "method", method.name)
+    return out
+
+
+def truth_values(prior: Any, *, box: float = 4.0, n_points: int = 201) -> pd.DataFrame:
+    """psi, J and J_bvs of ``prior`` along both cross-sections (float64), same long format."""
+    import torch
+
+    pts = _points(prior.dim, box, n_points, torch.float64, "cpu")
+    s = pts["s"].numpy()
+    rows = []
+    for section in SECTIONS:
+        x = pts[section]
+        for name, fn in (("psi", prior.psi), ("J", prior.J), ("J_bvs", prior.J_bvs)):
+            rows.append(pd.DataFrame({"method": name, "section": section, "s": s, "quantity": _TRUTH[name][0],
+                                      "value": fn(x).numpy(), "converged": True}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def plot_sections(prior: Any, values: pd.DataFrame, out_dir: Path | str, *, box: float = 4.0,
+                  n_points: int = 201, stem: str | None = None, style: MethodStyle | None = None,
+                  dpi: int = 300, formats: tuple[str, ...] = FORMATS, keep_figure: bool = False,
+                  subtitle: str = "", methods: list[str] | None = None) -> FigureResult:
+    """Draw the 2 x 2 cross-section figure of ``prior`` from the methods' ``values`` table.
+
+    ``methods`` lists every method considered (default: those in ``values``); one with no
+    rows for an output gets a note, not a curve.
+    """
+    truth = truth_values(prior, box=box, n_points=n_points)
+    values = values.astype({"s": float, "value": float, "converged": bool})
+    methods = list(dict.fromkeys(list(methods or []) + list(values["method"])))
+    style = style or MethodStyle.for_methods(methods)
+    methods = style.sort(methods)
+    notes: list[str] = []
+    drawn = []
+    with paper_context():
+        fig = new_figure(FULL_WIDTH, 4.1)
+        axes = fig.subplots(2, 2, squeeze=False, sharex=True)
+        fig.subplots_adjust(left=0.08, right=0.98, top=0.83, bottom=0.1, wspace=0.18, hspace=0.22)
+        for i, quantity in enumerate(("potential", "prior")):
+            for j, section in enumerate(SECTIONS):
+                ax = axes[i, j]
+                t = truth[(truth["section"] == section) & (truth["quantity"] == quantity)]
+                lo, hi = t["value"].min(), t["value"].max()
+                span = max(hi - lo, 1e-12)
+                ylim = (lo - 0.2 * span, hi + 0.2 * span)
+                for name in ("psi", "J", "J_bvs"):
+                    tt = t[t["method"] == name]
+                    if len(tt):
+                        kind, ls, label = _TRUTH[name]
+                        ax.plot(tt["s"], tt["value"], color=TRUTH_COLOR if name != "J_bvs" else "0.5", ls=ls,
+                                lw=1.4, label=label, gid=f"truth|{quantity}|{section}|{name}", zorder=1)
+                        drawn.append(tt.assign(series="truth"))
+                for method in methods:
+                    v = values[(values["method"] == method) & (values["section"] == section)
+                               & (values["quantity"] == quantity)]
+                    if v.empty:
+                        continue
+                    ax.plot(v["s"], v["value"], color=style.color(method), lw=1.0, label=method,
+                            gid=f"method|{quantity}|{section}|{method}", zorder=2)
+                    bad = v[~v["converged"].astype(bool)]
+                    if len(bad):
+                        ax.plot(bad["s"], bad["value"], ls="none", marker="x", markersize=2.5,
+                                color=style.color(method), zorder=3)
+                        notes.append(f"{method}, {quantity} along the {section}: {len(bad)} of {len(v)} "
+                                     "points did not converge (crosses)")
+                    out = ((v["value"] < ylim[0]) | (v["value"] > ylim[1]) | ~np.isfinite(v["value"])).sum()
+                    if out:
+                        notes.append(f"{method}, {quantity} along the {section}: {out} of {len(v)} points "
+                                     "outside the plotted range (or not finite)")
+                    drawn.append(v.assign(series="method"))
+                ax.set_ylim(*ylim)
+                ax.set_xlim(-box, box)
+                what = r"potential $\psi_\theta$" if quantity == "potential" else r"prior $\hat J$"
+                ax.set_title(f"{what} along the {'first axis' if section == 'axis' else 'diagonal'}")
+                if i == 1:
+                    ax.set_xlabel(r"$s$ (point $s\,e_1$)" if section == "axis"
+                                  else r"$s$ (point $s\,(1,\dots,1)/\sqrt{n}$)")
+        found = {}
+        for ax in axes.ravel():
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                found.setdefault(lab, h)
+        labels = [_TRUTH[n][2] for n in ("psi", "J", "J_bvs")] + methods
+        labels = [lab for lab in labels if lab in found]
+        handles = [found[lab] for lab in labels]
+        fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 7), frameon=False,
+                   bbox_to_anchor=(0.5, 0.96))
+        title = f"{prior.name}, dim {prior.dim}, t={prior.t:g}" + (f"; {subtitle}" if subtitle else "")
+        fig.suptitle(title, y=0.995, fontsize=7.5)
+        stem = stem or f"cross_section_{prior.name}_d{prior.dim}"
+        paths = save_figure(fig, out_dir, stem, dpi=dpi, formats=formats)
+    for quantity in ("potential", "prior"):
+        lacking = [m for m in methods if values[(values["method"] == m) & (values["quantity"] == quantity)].empty]
+        if lacking:
+            notes.append(f"no {quantity} curve for {', '.join(lacking)} (the method provides no {quantity}, "
+                         "or its trial failed)")
+    caption = (f"Cross-sections of {prior.name} (dim {prior.dim}) on [-{box:g}, {box:g}]: learned potentials "
+               "against psi (top) and learned priors against J and J_bvs (bottom).")
+    if notes:
+        caption += " Notes: " + "; ".join(notes) + "."
+    data = pd.concat(drawn, ignore_index=True) if drawn else pd.DataFrame()
+    return FigureResult(paths, data, notes, caption, fig if keep_figure else None)
+
+
+def cross_section_figure(prior: Any, fitted_methods: dict[str, Any], out_dir: Path | str, *,
+                         box: float = 4.0, n_points: int = 201, stem: str | None = None,
+                         dtype: Any = None, device: Any = "cpu", style: MethodStyle | None = None,
+                         dpi: int = 300, formats: tuple[str, ...] = FORMATS, keep_figure: bool = False,
+                         subtitle: str = "") -> FigureResult:
+    """Evaluate ``fitted_methods`` ({name: fitted method}) along the cross-sections and draw them."""
+    tables = []
+    for name, method in fitted_methods.items():
+        table = section_values(method, dim=prior.dim, box=box, n_points=n_points, dtype=dtype, device=device)
+        tables.append(table.assign(method=name))
+    values = pd.concat([t for t in tables if len(t)] or [_empty()], ignore_index=True)
+    return plot_sections(prior, values, out_dir, box=box, n_points=n_points, stem=stem, style=style,
+                         dpi=dpi, formats=formats, keep_figure=keep_figure, subtitle=subtitle,
+                         methods=list(fitted_methods))
+
+
+def sections_from_table(table: pd.DataFrame, out_dir: Path | str, *, box: float = 4.0,
+                        style: MethodStyle | None = None, dpi: int = 300, formats: tuple[str, ...] = FORMATS,
+                        methods: list[str] | None = None) -> list[FigureResult]:
+    """One figure per (prior, prior_params, dim, t) of a stored table of :func:`section_values`
+    rows (with those columns added, and optionally n_samples), e.g. from :func:`load_sections`.
+
+    ``methods``: every method of the run; those without a curve get a note in the caption.
+    """
+    from .. import priors
+
+    out = []
+    keys = ["prior", "prior_params", "dim", "t"]
+    for (name, params, dim, t), group in table.groupby(keys, sort=False):
+        prior = priors.get(name, dim=int(dim), t=float(t), **json.loads(params or "{}"))
+        n_points = int(group.groupby(["method", "section", "quantity"]).size().max())
+        sub = f"N={int(group['n_samples'].max())}" if "n_samples" in group else ""
+        out.append(plot_sections(prior, group, out_dir, box=box, n_points=n_points, style=style, dpi=dpi,
+                                 formats=formats, subtitle=sub, methods=methods))
+    return out
+
+
+def write_sections(run_dir: Path | str, method: Any, identity: dict, *, box: float = 4.0, n_points: int = 201,
+                   dtype: Any = None, device: Any = "cpu") -> Path:
+    """Store a fitted method's cross-sections as ``run_dir/sections/<trial_id>.parquet``.
+
+    ``identity`` is the trial's identity row (trial_id, method, prior, prior_params, dim, t,
+    n_samples, repetition, ...); the file is written to a temporary name and renamed.
+    """
+    table = section_values(method, dim=int(identity["dim"]), box=box, n_points=n_points, dtype=dtype,
+                           device=device).assign(method=identity["method"])
+    for key in _IDENTITY:
+        table[key] = identity[key]
+    out = Path(run_dir) / "sections"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{identity['trial_id']}.parquet"
+    tmp = path.with_name(f".{path.name}.tmp")
+    table.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def load_sections(run_dir: Path | str) -> pd.DataFrame | None:
+    """Every stored cross-section of a run (``sections.parquet`` and ``sections/*.parquet``)."""
+    run_dir = Path(run_dir)
+    files = ([run_dir / "sections.parquet"] if (run_dir / "sections.parquet").exists() else []) + \
+        sorted((run_dir / "sections").glob("*.parquet"))
+    tables = [pd.read_parquet(f) for f in files]
+    tables = [t for t in tables if len(t)]
+    return pd.concat(tables, ignore_index=True) if tables else None
