@@ -34,7 +34,9 @@ class AbstractPrior:
     Subclasses set the class attributes, call ``super().__init__(dim, t)`` and implement
     ``_J``, ``_S``, ``_grad_S``, ``_prox``, ``params``, ``psi_smoothness`` and
     ``psi_lipschitz``. Inputs are checked once in the public methods (shape (..., dim),
-    floating dtype); outputs keep the input's device and dtype.
+    floating dtype); outputs keep the input's device and dtype. Closed forms use ``self.t``
+    only through torch arithmetic, so that ``t`` may be a 0-dim tensor (the HJ PDE test
+    differentiates S with respect to t by autograd).
 
     Class attributes:
         name: registry key (set on the instance by the registry).
