@@ -1,0 +1,375 @@
+"""Grid configuration: a TOML file, command-line overrides, validated before anything runs.
+
+A grid is methods x priors x dims x n_samples x repetitions at one (t, regime, box). The file
+(see ``configs/*.toml``; every key is optional unless marked *required*)::
+
+    name = "default"             # run-id prefix                        (default: file stem)
+    description = "..."          # free text, kept in run.json
+    seed = 0                     # base seed (int >= 0); data seeds derive from it (hjbench.seeds)
+    repetitions = 3              # int >= 1
+    dims = [2, 4]                # *required*, ints >= 1
+    n_samples = [100, 300]       # ints >= 1; *required* unless every dim is in n_samples_by_dim
+    t = 1.0                      # HJ time, > 0
+    regime = "values_and_gradients"  # data sampled for the run: hjbench.data.REGIMES
+    box = 4.0                    # inputs uniform on [-box, box]^dim, > 0
+    n_test = 2000                # held-out points per cell, int >= 1
+    n_cross = 401                # points on each cross-section, int >= 2
+    device = "auto"              # auto | cpu | cuda  (cuda must be available)
+    dtype = "float32"            # float32 | float64
+    threads = 1                  # torch CPU threads during the run (torch.set_num_threads), int >= 1;
+                                 # 1 is fastest for these small networks and safe on shared machines
+    timeout_s = 600              # per-trial wall-clock limit (fit + evaluation), > 0; omit: none
+    methods = ["hj", "lpn"]      # *required*: names, or "all" (every registered method)
+    priors = ["l1", "minplus"]   # *required*: names, or "all"
+                                 # (TOML: plain keys first; after a [table] header keys belong to it)
+    [n_samples_by_dim]           # optional per-dim sample counts (paper: N grows with dim)
+    2 = [20000]                  # keys are dims; a dim listed here ignores n_samples
+
+    [budget]                     # common training budget (hjbench.methods.training), given to
+    steps = 1500                 # every method whose constructor takes the key; a method's own
+    lr = 3e-3                    # params override it. Keys: steps batch_size lr lr_decay
+                                 # lr_decay_every val_fraction patience width depth
+
+    [method_params.lpn]          # constructor keywords of one listed method, validated by
+    tol = 1e-3                   # building it (entries for unlisted methods are ignored)
+    [prior_params.l1]            # the same for priors (built for every dim)
+    scale = 2.0
+
+Instead of a list of names, ``methods`` (and ``priors``) may be an array of tables
+``[[methods]]`` with keys ``name`` and ``params`` (TOML does not allow mixing both forms).
+
+TOML has no null: the string ``"none"`` as a budget or parameter value means Python ``None``
+(e.g. ``batch_size = "none"`` for full batch). Every rule broken raises one
+:class:`~hjbench.errors.ConfigError` line ``config: <key path>=<value>: <rule>; allowed: <...>``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .errors import ConfigError
+
+__all__ = ["Component", "GridConfig", "load_config", "apply_overrides", "validate", "read_toml"]
+
+_TOP = ("name", "description", "seed", "repetitions", "dims", "n_samples", "n_samples_by_dim", "t",
+        "regime", "box", "n_test", "n_cross", "device", "dtype", "threads", "timeout_s", "budget",
+        "methods", "priors", "method_params", "prior_params")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("float32", "float64")
+
+
+def _fmt(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fail(path: str, value: Any, rule: str, allowed: Any) -> NoReturn:
+    if isinstance(allowed, (list, tuple)):
+        allowed = ", ".join(str(a) for a in allowed)
+    raise ConfigError(f"config: {path}={_fmt(value)}: {rule}; allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class Component:
+    """A method or prior of the grid: ``params`` are passed to the constructor, ``resolved``
+    is what the built object reports (``get_params()`` / ``params()``), i.e. its identity."""
+
+    name: str
+    params: dict = field(default_factory=dict)
+    resolved: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """A validated grid; ``device`` is resolved (``auto`` -> ``cuda`` or ``cpu``)."""
+
+    name: str
+    description: str
+    seed: int
+    repetitions: int
+    dims: tuple[int, ...]
+    n_samples: dict[int, tuple[int, ...]]
+    t: float
+    regime: str
+    box: float
+    n_test: int
+    n_cross: int
+    device: str
+    device_requested: str
+    dtype: str
+    threads: int
+    timeout_s: float | None
+    budget: dict
+    methods: tuple[Component, ...]
+    priors: tuple[Component, ...]
+
+    def to_dict(self) -> dict:
+        """The resolved configuration (JSON-ready); its hash names the run."""
+        comp = lambda cs: [{"name": c.name, "params": c.params, "resolved": c.resolved} for c in cs]  # noqa: E731
+        return {"name": self.name, "description": self.description, "seed": self.seed,
+                "repetitions": self.repetitions, "dims": list(self.dims),
+                "n_samples": {str(d): list(ns) for d, ns in self.n_samples.items()}, "t": self.t,
+                "regime": self.regime, "box": self.box, "n_test": self.n_test, "n_cross": self.n_cross,
+                "device": self.device, "device_requested": self.device_requested, "dtype": self.dtype,
+                "threads": self.threads, "timeout_s": self.timeout_s, "budget": self.budget,
+                "methods": comp(self.methods), "priors": comp(self.priors)}
+
+    @property
+    def n_trials(self) -> int:
+        per_rep = sum(len(self.n_samples[d]) for d in self.dims)
+        return len(self.methods) * len(self.priors) * per_rep * self.repetitions
+
+
+# -- reading -----------------------------------------------------------------------------------
+def read_toml(path: str | Path) -> dict:
+    """Parse a TOML file; a syntax error becomes one ConfigError line with its line number."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail("--config", str(path), f"cannot read the file ({exc.strerror or exc})", "a readable TOML file")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        match = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        line = int(match.group(1)) if match else max(text.count("\n"), 1)
+        rule = re.sub(r"\s*\(at [^)]*\)", "", msg)
+        raise ConfigError(f"config: {path}: malformed TOML at line {line}: {rule}; "
+                          "allowed: valid TOML (https://toml.io)") from None
+
+
+def _int_list(option: str, text: Any) -> list[int]:
+    if isinstance(text, (list, tuple)):
+        return list(text)
+    try:
+        return [int(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        _fail(option, text, "must be comma-separated integers", "e.g. 2,4,8")
+
+
+def _names(option: str, text: Any) -> list[str] | str:
+    items = list(text) if isinstance(text, (list, tuple)) else [s.strip() for s in str(text).split(",")]
+    items = [s for s in items if s]
+    if not items:
+        _fail(option, text, "must name at least one entry", "comma-separated names or all")
+    return "all" if items == ["all"] else items
+
+
+def apply_overrides(raw: dict, overrides: dict[str, Any] | None) -> dict:
+    """Return ``raw`` with command-line overrides applied (``None`` values are ignored).
+
+    Keys: methods, priors (comma lists; entries already in ``raw`` keep their params), dims,
+    n_samples (comma lists of ints; n_samples also drops n_samples_by_dim), repetitions, seed,
+    device, dtype, threads, timeout_s, steps (goes to [budget]).
+    """
+    out = dict(raw)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key in ("methods", "priors"):
+            names = _names(f"--{key}", value)
+            if names == "all":
+                out[key] = "all"
+                continue
+            listed = raw.get(key) if isinstance(raw.get(key), list) else []
+            old = {e.get("name"): e for e in listed if isinstance(e, dict)}
+            out[key] = [old.get(n, n) for n in names]
+        elif key in ("dims", "n_samples"):
+            out[key] = _int_list(f"--{key.replace('_', '-')}", value)
+            if key == "n_samples":
+                out.pop("n_samples_by_dim", None)
+        elif key == "steps":
+            budget = raw.get("budget", {})
+            out["budget"] = {**budget, "steps": value} if isinstance(budget, dict) else budget
+        elif key in ("repetitions", "seed", "device", "dtype", "threads", "timeout_s"):
+            out[key] = value
+        else:
+            _fail(f"--{key}", value, "unknown override", "methods, priors, dims, n_samples, repetitions, "
+                  "seed, device, dtype, threads, timeout_s, steps")
+    return out
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> GridConfig:
+    """Read, override and validate a grid file; raises ConfigError before anything runs."""
+    raw = read_toml(path)
+    raw.setdefault("name", Path(path).stem)
+    return validate(apply_overrides(raw, overrides))
+
+
+# -- validation ---------------------------------------------------------------------------------
+def _int(path: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(path, value, "must be an integer", f"integers >= {minimum}")
+    if value < minimum:
+        _fail(path, value, f"must be >= {minimum}", f"integers >= {minimum}")
+    return value
+
+
+def _number(path: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+        _fail(path, value, "must be a finite number > 0", "numbers > 0")
+    return float(value)
+
+
+def _str_choice(path: str, value: Any, allowed) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        _fail(path, value, "is not a known choice", list(allowed))
+    return value
+
+
+def _int_tuple(path: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        _fail(path, value, "must be a non-empty list of integers", "e.g. [2, 4]")
+    items = tuple(_int(f"{path}[{i}]", v, 1) for i, v in enumerate(value))
+    if len(set(items)) != len(items):
+        _fail(path, value, "lists a value twice", "distinct integers >= 1")
+    return tuple(sorted(items))
+
+
+def _none(value: Any) -> Any:
+    return None if isinstance(value, str) and value.lower() == "none" else value
+
+
+def _entries(key: str, value: Any, registry, extra: Any) -> list[tuple[str, dict]]:
+    """(name, params) of a ``methods``/``priors`` list (names, "all" or {name, params} tables),
+    with ``method_params``/``prior_params`` (``extra``: name -> table) merged over them."""
+    names, extra_key = registry.names(), f"{key[:-1]}_params"
+    if not isinstance(extra, dict):
+        _fail(extra_key, extra, "must be a table of tables", f"[{extra_key}.<name>] tables")
+    for name, params in extra.items():
+        if name not in names or not isinstance(params, dict):
+            _fail(f"{extra_key}.{name}", params, f"unknown {registry.role} or not a table", names)
+    value = list(names) if value == "all" else value
+    if not isinstance(value, list) or not value:
+        _fail(key, value, "must be a non-empty list of names or tables {name, params}", names)
+    out: dict[str, dict] = {}
+    for i, item in enumerate(value):
+        path, item = f"{key}[{i}]", {"name": item} if isinstance(item, str) else item
+        if not isinstance(item, dict):
+            _fail(path, item, "must be a name or a table {name, params}", names)
+        for k in item:
+            if k not in ("name", "params"):
+                _fail(f"{path}.{k}", item[k], "unknown key", "name, params")
+        name, params = item.get("name"), item.get("params", {})
+        if not isinstance(name, str) or name not in names:
+            _fail(f"{path}.name", name, f"unknown {registry.role}", names)
+        if name in out:
+            _fail(f"{path}.name", name, "listed twice", f"each {registry.role} once")
+        if not isinstance(params, dict):
+            _fail(f"{path}.params", params, "must be a table", "a TOML table of constructor keywords")
+        out[name] = {k: _none(v) for k, v in {**params, **extra.get(name, {})}.items()}
+    return list(out.items())
+
+
+def _checked_params(path: str, role: str, name: str, cls: type, params: dict, exclude=()) -> list[str]:
+    """Refuse keywords the constructor does not take; return the names it takes."""
+    sig = inspect.signature(cls.__init__).parameters.values()
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in sig)
+    accepted = [p.name for p in sig if p.name != "self" and p.name not in exclude
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    for k, v in params.items():
+        if k not in accepted and not var_kw:
+            _fail(f"{path}.params.{k}", v, f"not a parameter of {role} {name!r}", accepted)
+    return accepted if not var_kw else accepted + list(params) + ["*"]
+
+
+def _build(path: str, name: str | None, build) -> Any:
+    """Run a constructor; its ConfigError (or TypeError/ValueError) becomes one config line."""
+    where = f"{path} ({name})" if name else path
+    try:
+        return build()
+    except ConfigError as exc:
+        raise ConfigError(f"config: {where}: {exc}") from None
+    except Exception as exc:  # a constructor that validates with TypeError/ValueError
+        raise ConfigError(f"config: {where}: {type(exc).__name__}: {exc}") from None
+
+
+def validate(raw: dict) -> GridConfig:
+    """Check every key of a raw grid dictionary and build a :class:`GridConfig`."""
+    from . import methods as method_registry, priors as prior_registry
+    from .data import REGIMES, provides_regime
+    from .methods.training import BUDGET_DEFAULTS, check_budget
+
+    for key, value in raw.items():
+        if key not in _TOP:
+            _fail(key, value, "unknown key", _TOP)
+    for key in ("dims", "methods", "priors"):
+        if key not in raw:
+            _fail(key, None, "is required", "see configs/default.toml")
+    name = raw.get("name", "grid")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        _fail("name", name, "must be a non-empty string of letters, digits, _ . -", "e.g. default")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        _fail("description", description, "must be a string", "free text")
+    dims = _int_tuple("dims", raw["dims"])
+    by_dim_raw = raw.get("n_samples_by_dim", {})
+    if not isinstance(by_dim_raw, dict):
+        _fail("n_samples_by_dim", by_dim_raw, "must be a table dim -> list of ints", '{"2" = [20000]}')
+    by_dim = {}
+    for key, value in by_dim_raw.items():
+        if not str(key).isdigit() or int(key) < 1:
+            _fail(f"n_samples_by_dim.{key}", value, "key must be a dim (integer >= 1)", "e.g. 2 = [20000]")
+        by_dim[int(key)] = _int_tuple(f"n_samples_by_dim.{key}", value)
+    common = _int_tuple("n_samples", raw["n_samples"]) if "n_samples" in raw else None
+    n_samples = {}
+    for d in dims:
+        if d not in by_dim and common is None:
+            _fail("n_samples", None, f"is required (dim {d} is not in n_samples_by_dim)", "e.g. [100, 300]")
+        n_samples[d] = by_dim.get(d, common)
+    t = _number("t", raw.get("t", 1.0))
+    regime = _str_choice("regime", raw.get("regime", "values_and_gradients"), REGIMES)
+    device_req = _str_choice("device", raw.get("device", "auto"), DEVICES)
+    device = device_req
+    if device_req in ("auto", "cuda"):
+        import torch
+
+        available = torch.cuda.is_available()
+        if device_req == "cuda" and not available:
+            _fail("device", "cuda", "CUDA is not available here (torch.cuda.is_available() is False)",
+                  "auto, cpu")
+        device = "cuda" if available else "cpu"
+    timeout = raw.get("timeout_s")
+    budget = raw.get("budget", {})
+    if not isinstance(budget, dict):
+        _fail("budget", budget, "must be a table", sorted(BUDGET_DEFAULTS))
+    for key, value in budget.items():
+        if key not in BUDGET_DEFAULTS:
+            _fail(f"budget.{key}", value, "unknown key", sorted(BUDGET_DEFAULTS))
+    budget = {k: _none(v) for k, v in budget.items()}
+    _build("budget", None, lambda: check_budget(**{**BUDGET_DEFAULTS, **budget}))
+
+    method_list = []
+    for i, (mname, params) in enumerate(_entries("methods", raw["methods"], method_registry.METHODS,
+                                                    raw.get("method_params", {}))):
+        takes = _checked_params(f"methods[{i}]", "method", mname, method_registry.entry(mname).cls, params)
+        full = {**{k: v for k, v in budget.items() if k in takes or "*" in takes}, **params}
+        method = _build(f"methods[{i}].params", mname, lambda: method_registry.get(mname, **full))
+        if not provides_regime(regime, method.data_regime):
+            _fail("regime", regime, f"cannot serve method {mname!r}, which needs {method.data_regime!r} data",
+                  sorted({method.data_regime, "values_and_gradients"}))
+        method_list.append(Component(mname, full, dict(method.get_params())))
+
+    prior_list = []
+    for i, (pname, params) in enumerate(_entries("priors", raw["priors"], prior_registry.PRIORS,
+                                                    raw.get("prior_params", {}))):
+        _checked_params(f"priors[{i}]", "prior", pname, prior_registry.entry(pname).cls, params, ("dim", "t"))
+        built = [_build(f"priors[{i}].params at dim={d}, t={t}", pname,
+                        lambda d=d: prior_registry.get(pname, dim=d, t=t, **params)) for d in dims]
+        prior_list.append(Component(pname, params, dict(built[0].params())))
+
+    return GridConfig(
+        name=name, description=description, seed=_int("seed", raw.get("seed", 0), 0),
+        repetitions=_int("repetitions", raw.get("repetitions", 1), 1), dims=dims, n_samples=n_samples,
+        t=t, regime=regime, box=_number("box", raw.get("box", 4.0)),
+        n_test=_int("n_test", raw.get("n_test", 2000), 1), n_cross=_int("n_cross", raw.get("n_cross", 401), 2),
+        device=device, device_requested=device_req, dtype=_str_choice("dtype", raw.get("dtype", "float32"), DTYPES),
+        threads=_int("threads", raw.get("threads", 1), 1),
+        timeout_s=None if timeout is None else _number("timeout_s", timeout), budget=budget,
+        methods=tuple(method_list), priors=tuple(prior_list))

@@ -1,0 +1,176 @@
+"""Metrics against known answers, NaN-with-reason for what is missing, and the summary statistics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hjbench import priors
+from hjbench.analysis import bootstrap_median_ci, summarize
+from hjbench.data import sample_split
+from hjbench.methods.base import AbstractMethod
+from hjbench.metrics import METRIC_COLUMNS, PeakMemory, evaluate
+from hjbench.solve import Solution
+
+BOX = 4.0
+
+
+class _Truth(AbstractMethod):
+    """Test-only method answering from a prior's closed forms, plus optional offsets.
+
+    (Real methods never see the prior; this one exists to check the metric arithmetic.)
+    """
+
+    provides = frozenset({"prox", "potential", "prior"})
+
+    def __init__(self, *, truth=None, prox_shift: float = 0.0, psi_shift: float = 0.0,
+                 provides: frozenset | None = None, nan_prox: bool = False):
+        self.truth, self.prox_shift, self.psi_shift, self.nan_prox = truth, prox_shift, psi_shift, nan_prox
+        if provides is not None:
+            self.provides = provides
+        self.name = "truth"
+
+    def _fit(self, data, generator):
+        pass
+
+    def _prox(self, x):
+        out = self.truth.prox(x.double()) + self.prox_shift
+        return out * float("nan") if self.nan_prox else out
+
+    def _potential(self, x):
+        return self.truth.psi(x.double()) + self.psi_shift
+
+    def _prior_solution(self, y):
+        return Solution.exact(self.truth.J_bvs(y.double()))
+
+
+def _split(prior, n=64, n_test=128, dtype=torch.float64):
+    return sample_split(prior, n, n_test=n_test, generator=torch.Generator().manual_seed(3), dtype=dtype)
+
+
+@pytest.mark.parametrize("name", ["l1", "neg_l1"])
+def test_exact_answers_give_zero_errors_and_zero_fenchel_young_gap(name):
+    prior = priors.get(name, dim=3, t=1.0)
+    split = _split(prior)
+    ev = evaluate(_Truth(truth=prior).fit(split.train), prior, split, BOX, n_cross=21)
+    assert set(ev) == set(METRIC_COLUMNS)
+    for col in ("forward_mse", "forward_rel_mse", "forward_axis_mse", "prox_mse", "prox_rel_mse",
+                "prior_bvs_mse", "prior_bvs_rel_mse", "prior_axis_bvs_mse"):
+        assert ev[col] == pytest.approx(0.0, abs=1e-18), col
+    assert abs(ev["fy_gap_mean"]) < 1e-10 and abs(ev["fy_gap_min"]) < 1e-10
+    assert ev["prior_n_failed"] == 0.0 and ev["prior_iterations_mean"] == 0.0
+    assert ev["prox_seconds_per_point"] > 0 and ev["prior_seconds_per_point"] > 0
+    assert math.isnan(ev["prox_residual"]) and "no preimage residual" in ev.reasons["prox_residual"]
+    assert ev["bound_value"] > 0 and ev["bound_holds"] is True and ev["cert_holds"] is True
+    if name == "l1":  # J_bvs = J for a convex prior
+        assert ev["prior_J_mse"] == pytest.approx(0.0, abs=1e-18)
+    else:  # neg_l1: J_bvs < J near 0, so the error against J is positive
+        assert ev["prior_J_mse"] > 0
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_certificate_holds_for_the_maxplus_interpolant_in_float32(dim):
+    from hjbench import methods
+
+    prior = priors.get("l1", dim=dim, t=1.0)  # smooth regime: tight (L/2) d^2 envelope
+    split = _split(prior, n=256, n_test=256, dtype=torch.float32)
+    ev = evaluate(methods.get("maxplus").fit(split.train), prior, split, BOX, n_cross=11)
+    assert ev["cert_holds"] is True and ev["forward_mse"] <= ev["cert_value"]
+
+
+def test_mse_and_relative_mse_by_hand():
+    prior = priors.get("l1", dim=3, t=1.0)
+    split = _split(prior)
+    c = 0.1
+    ev = evaluate(_Truth(truth=prior, prox_shift=c, psi_shift=c).fit(split.train), prior, split, BOX, n_cross=21)
+    x = split.test.x
+    assert ev["prox_mse"] == pytest.approx(3 * c * c, rel=1e-9)
+    assert ev["prox_rel_mse"] == pytest.approx(3 * c * c / float((prior.prox(x) ** 2).sum(-1).mean()), rel=1e-9)
+    assert ev["forward_mse"] == pytest.approx(c * c, rel=1e-9)
+    assert ev["forward_rel_mse"] == pytest.approx(c * c / float((prior.psi(x) ** 2).mean()), rel=1e-9)
+    assert ev["bound_ratio"] == pytest.approx(ev["forward_mse"] / ev["bound_value"])
+
+
+def test_missing_outputs_are_nan_with_reasons_never_zero():
+    prior = priors.get("minplus", dim=2, t=1.0)
+    split = _split(prior, dtype=torch.float32)
+    ev = evaluate(_Truth(truth=prior, provides=frozenset({"prox"})).fit(split.train), prior, split, BOX,
+                  n_cross=21)
+    assert ev["prox_mse"] < 1e-8 and not ev.reasons.get("prox_mse")
+    for col in ("forward_mse", "forward_rel_mse", "prior_bvs_mse", "prior_J_rel_mse", "fy_gap_mean",
+                "cert_value", "bound_ratio", "prior_seconds_per_point", "prior_n_failed"):
+        assert math.isnan(ev[col]), col
+        assert ev.reasons[col], col
+    assert ev["cert_holds"] is None and ev["bound_holds"] is None
+    assert "prior: not provided by truth" in ev.message() and "potential: not provided by truth" in ev.message()
+    assert ev["bound_value"] > 0  # the a priori bound depends on the cell only
+
+
+def test_non_finite_output_and_failing_bound_become_nan_with_reason(monkeypatch):
+    import hjbench.bounds
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no constants")
+
+    monkeypatch.setattr(hjbench.bounds, "bound_for_prior", broken)
+    prior = priors.get("l1", dim=2, t=1.0)
+    split = _split(prior)
+    ev = evaluate(_Truth(truth=prior, nan_prox=True).fit(split.train), prior, split, BOX, n_cross=21)
+    assert math.isnan(ev["prox_mse"]) and "non-finite" in ev.reasons["prox_mse"]
+    assert math.isnan(ev["bound_value"]) and ev["bound_name"] is None
+    assert "bound: RuntimeError: no constants" in ev.message()
+    assert ev["forward_mse"] == pytest.approx(0.0, abs=1e-18)
+
+
+def test_evaluate_is_pure():
+    prior = priors.get("concave_quadratic", dim=3, t=1.0)
+    split = _split(prior, dtype=torch.float32)
+    x_before = split.test.x.clone()
+    rng_before = torch.random.get_rng_state()
+    evaluate(_Truth(truth=prior).fit(split.train), prior, split, BOX, n_cross=11)
+    assert torch.equal(split.test.x, x_before) and not split.test.x.requires_grad
+    assert torch.equal(torch.random.get_rng_state(), rng_before)
+
+
+def test_peak_memory_sees_a_large_cpu_allocation():
+    with PeakMemory("cpu") as mem:
+        block = torch.ones(16 * 2**20 // 4 * 4)  # 64 MiB of float32, touched
+        block += 1
+    assert mem.reason == "" and mem.mb >= 32
+    del block
+
+
+def test_bootstrap_ci_brackets_the_median_and_is_seeded():
+    values = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
+    low, high = bootstrap_median_ci(values, seed=1)
+    assert low <= np.median(values) <= high and values.min() <= low and high <= values.max()
+    assert (low, high) == bootstrap_median_ci(values, seed=1)
+    assert all(math.isnan(v) for v in bootstrap_median_ci(np.array([1.0])))
+
+
+def test_summary_long_format_with_cis_in_registry_order():
+    rows = []
+    for method in ("hj_sobolev", "hj"):
+        for prior in ("neg_l1", "l1"):
+            for rep, err in enumerate((1.0, 2.0, 4.0)):
+                rows.append({"method": method, "prior": prior, "dim": 2, "n_samples": 10, "t": 1.0,
+                             "regime": "values", "status": "ok" if rep < 2 else "failed",
+                             **{c: np.nan for c in METRIC_COLUMNS}, "prox_mse": err if rep < 2 else np.nan,
+                             "forward_mse": err})
+    summary = summarize(pd.DataFrame(rows))
+    assert list(summary.columns) == ["method", "prior", "dim", "n_samples", "t", "regime", "metric", "median",
+                                     "ci_low", "ci_high", "mean", "n_finite", "n_trials", "n_ok"]
+    cells = summary.drop_duplicates(["method", "prior"])[["method", "prior"]].values.tolist()
+    assert cells == [["hj", "l1"], ["hj", "neg_l1"], ["hj_sobolev", "l1"], ["hj_sobolev", "neg_l1"]]
+    fwd = summary[(summary.metric == "forward_mse")].iloc[0]
+    assert (fwd["median"], fwd["mean"], fwd["n_finite"], fwd["n_trials"], fwd["n_ok"]) == (2.0, 7 / 3, 3, 3, 2)
+    assert 1.0 <= fwd["ci_low"] <= 2.0 <= fwd["ci_high"] <= 4.0
+    prox = summary[(summary.metric == "prox_mse")].iloc[0]
+    assert prox["n_finite"] == 2 and prox["median"] == 1.5
+    empty = summary[(summary.metric == "prior_bvs_mse")].iloc[0]
+    assert empty["n_finite"] == 0 and math.isnan(empty["median"]) and math.isnan(empty["ci_low"])
+    assert summary.equals(summarize(pd.DataFrame(rows[::-1])))
