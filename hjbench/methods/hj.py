@@ -107,7 +107,7 @@ class HJMethod(AbstractMethod):
     """
 
     provides = frozenset({"prox", "potential", "prior"})
-    test_params = {"steps": 60, "width": 16, "depth": 1, "lr": 1e-2}
+    test_params = {"steps": 200, "width": 16, "depth": 1, "lr": 2e-2, "lr_decay": 0.3}
 
     def __init__(self, *, steps: int = BUDGET_DEFAULTS["steps"], batch_size: int | None = None,
                  lr: float = BUDGET_DEFAULTS["lr"], lr_decay: float = BUDGET_DEFAULTS["lr_decay"],
