@@ -8,6 +8,8 @@ q(y) = ||y||^2 / 2. Every error is computed in float64 on the CPU from the metho
 * prox_mse    = mean_i ||P_theta(x_i) - P(x_i)||^2,    prox_rel_mse    = prox_mse / mean_i ||P(x_i)||^2
 * prior_bvs_mse / prior_J_mse: J_hat(y_i) against J_bvs(y_i) / J(y_i) at y_i = P(x_i) (exact
   prox: where the data identify the prior), relative versions divided by the target's mean square
+* prior_bvs_centered_rel_mse = var_i(J_hat(y_i) - J_bvs(y_i)) / var_i J_bvs(y_i): the prior error up
+  to an additive constant, which prox pairs cannot identify (LPN, gradient-only training)
 * *_axis_*: the same along the first-axis cross-section s e_1, s in [-box, box] (hjbench.data)
 * prox_residual = mean_i of the method's preimage residual ||grad psi_theta(x*(y_i)) - y_i||
 * fy_gap_{mean,min} of psi_theta(x_i) + g_theta(z_i) - <x_i, z_i> at z_i = P_theta(x_i), with
@@ -35,7 +37,7 @@ __all__ = ["METRIC_COLUMNS", "Evaluation", "evaluate", "PeakMemory"]
 
 METRIC_COLUMNS = (
     "forward_mse", "forward_rel_mse", "forward_axis_mse", "prox_mse", "prox_rel_mse",
-    "prior_bvs_mse", "prior_bvs_rel_mse", "prior_J_mse", "prior_J_rel_mse", "prior_axis_bvs_mse",
+    "prior_bvs_mse", "prior_bvs_rel_mse", "prior_bvs_centered_rel_mse", "prior_J_mse", "prior_J_rel_mse", "prior_axis_bvs_mse",
     "prox_residual", "fy_gap_mean", "fy_gap_min", "prior_n_failed", "prior_iterations_mean",
     "fit_seconds", "prox_seconds_per_point", "prior_seconds_per_point", "peak_memory_mb",
     "bound_name", "bound_value", "bound_rel_value", "bound_ratio", "bound_holds", "theoretical_slope",
@@ -102,6 +104,19 @@ def _errors(ev: Evaluation, group: str, est: torch.Tensor, target: torch.Tensor,
             ev.missing([rel_col], f"{group}: target mean square is 0, relative error undefined")
 
 
+def _centered(ev: Evaluation, est: torch.Tensor, target: torch.Tensor) -> None:
+    """prior_bvs_centered_rel_mse: the error after removing the best additive constant."""
+    est, target = _f64(est), _f64(target)
+    if not bool(torch.isfinite(est).all()):
+        ev.missing(["prior_bvs_centered_rel_mse"], "prior: method returned non-finite values")
+        return
+    scale = float(target.var(unbiased=False)) if target.numel() > 1 else 0.0
+    if scale > 0:
+        ev["prior_bvs_centered_rel_mse"] = float((est - target).var(unbiased=False)) / scale
+    else:
+        ev.missing(["prior_bvs_centered_rel_mse"], "prior: J_bvs is constant on the test points")
+
+
 def _guard(ev: Evaluation, columns, group: str, fn: Callable[[], None]) -> None:
     """Run a ground-truth or bound computation; a failure becomes NaN + reason, not a crash."""
     try:
@@ -154,7 +169,7 @@ def evaluate(method, prior, split, box: float, *, n_cross: int = 401) -> Evaluat
         ev.missing(["forward_mse", "forward_rel_mse", "forward_axis_mse", "cert_value", "cert_holds"],
                    lacks("potential"))
 
-    prior_cols = ["prior_bvs_mse", "prior_bvs_rel_mse", "prior_J_mse", "prior_J_rel_mse",
+    prior_cols = ["prior_bvs_mse", "prior_bvs_rel_mse", "prior_bvs_centered_rel_mse", "prior_J_mse", "prior_J_rel_mse",
                   "prior_axis_bvs_mse", "prox_residual", "prior_n_failed", "prior_iterations_mean",
                   "prior_seconds_per_point"]
     if "prior" in provides:
@@ -172,6 +187,8 @@ def evaluate(method, prior, split, box: float, *, n_cross: int = 401) -> Evaluat
         with torch.no_grad():
             _guard(ev, ["prior_bvs_mse", "prior_bvs_rel_mse"], "J_bvs",
                    lambda: _errors(ev, "prior", j_hat, prior.J_bvs(prox_true), "prior_bvs_mse", "prior_bvs_rel_mse"))
+            _guard(ev, ["prior_bvs_centered_rel_mse"], "J_bvs",
+                   lambda: _centered(ev, j_hat, prior.J_bvs(prox_true)))
             _guard(ev, ["prior_J_mse", "prior_J_rel_mse"], "J",
                    lambda: _errors(ev, "prior", j_hat, prior.J(prox_true), "prior_J_mse", "prior_J_rel_mse"))
             _guard(ev, ["prior_axis_bvs_mse"], "J_bvs",

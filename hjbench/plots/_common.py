@@ -33,6 +33,7 @@ METRIC_LABELS = {
     "prox_rel_mse": "relative prox MSE",
     "prior_bvs_mse": r"MSE of $\hat J$ vs $J_{\mathrm{bvs}}$",
     "prior_bvs_rel_mse": r"relative MSE of $\hat J$ vs $J_{\mathrm{bvs}}$",
+    "prior_bvs_centered_rel_mse": r"relative MSE of $\hat J$ vs $J_{\mathrm{bvs}}$ up to a constant",
     "prior_J_mse": r"MSE of $\hat J$ vs $J$",
     "prior_J_rel_mse": r"relative MSE of $\hat J$ vs $J$",
     "bound_ratio": "forward MSE / a priori bound",
