@@ -28,11 +28,13 @@ import torch
 
 from hjbench import methods
 from hjbench.data import Dataset
-from hjbench.errors import check_int
+from hjbench.errors import check_choice, check_int
 from hjbench.methods import AbstractMethod
 from hjbench.solve import Solution
 
-__all__ = ["MaxPlus", "max_affine"]
+__all__ = ["MaxPlus", "max_affine", "max_affine_jax"]
+
+BACKENDS = ("torch", "jax")
 
 
 def max_affine(x: torch.Tensor, slopes: torch.Tensor, offsets: torch.Tensor,
@@ -65,20 +67,81 @@ def max_affine(x: torch.Tensor, slopes: torch.Tensor, offsets: torch.Tensor,
     return values, argmax
 
 
+_JAX_KERNEL = None
+
+
+def _jax_kernel():
+    """jit-compiled (best, arg) update of one query block against one sample block."""
+    global _JAX_KERNEL
+    if _JAX_KERNEL is None:
+        import jax
+        import jax.numpy as jnp
+
+        @jax.jit
+        def step(xb, slopes, offsets, best, arg, n0):
+            scores = xb @ slopes.T + offsets
+            v, i = scores.max(axis=1), jnp.argmax(scores, axis=1)
+            better = v > best
+            return jnp.where(better, v, best), jnp.where(better, i + n0, arg)
+
+        _JAX_KERNEL = step
+    return _JAX_KERNEL
+
+
+def max_affine_jax(x: torch.Tensor, slopes: torch.Tensor, offsets: torch.Tensor,
+                   chunk_elements: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`max_affine` in JAX: same blocks, padded to one shape so XLA compiles once."""
+    import jax.numpy as jnp
+
+    from hjbench.interop import to_jax, to_torch, x64
+
+    B, N, dim = x.shape[0], slopes.shape[0], x.shape[1]
+    n_block = min(N, chunk_elements)
+    b_block = min(B, max(1, chunk_elements // n_block))
+    n_pad, b_pad = -N % n_block, -B % b_block
+    step = _jax_kernel()
+    with x64():
+        xs = to_jax(torch.cat([x, x.new_zeros(b_pad, dim)]))
+        sl = to_jax(torch.cat([slopes, slopes.new_zeros(n_pad, dim)]))
+        off = to_jax(torch.cat([offsets, offsets.new_full((n_pad,), -torch.inf)]))
+        values, args = [], []
+        for b0 in range(0, B + b_pad, b_block):
+            xb = xs[b0:b0 + b_block]
+            best = jnp.full((b_block,), -jnp.inf, dtype=xb.dtype)
+            arg = jnp.zeros((b_block,), dtype=jnp.int64)
+            for n0 in range(0, N + n_pad, n_block):
+                best, arg = step(xb, sl[n0:n0 + n_block], off[n0:n0 + n_block], best, arg, n0)
+            values.append(best)
+            args.append(arg)
+        v = to_torch(jnp.concatenate(values)[:B]).to(x.device)
+        a = to_torch(jnp.concatenate(args)[:B]).to(device=x.device, dtype=torch.long)
+    return v, a
+
+
 class MaxPlus(AbstractMethod):
     """Max-plus interpolant: max of tangent planes of psi, and the discrete backward Hopf-Lax prior.
 
     Args:
         chunk_elements: most query-sample scores held in memory at once (>= 1); a memory
             knob only. 2^22 lets 10^5 samples x 10^4 queries run in 16 MiB blocks.
+        backend: "torch" (default) or "jax" (the same blocked max as an XLA kernel).
     """
 
     provides = frozenset({"prox", "potential", "prior"})
     test_params: dict[str, Any] = {"chunk_elements": 4096}
 
-    def __init__(self, *, chunk_elements: int = 2 ** 22):
+    def __init__(self, *, chunk_elements: int = 2 ** 22, backend: str = "torch"):
         check_int("chunk_elements", chunk_elements, minimum=1)
+        check_choice("backend", backend, BACKENDS)
         self.chunk_elements = chunk_elements
+        self.backend = backend
+
+    def skip(self, *, device, dim: int) -> str | None:
+        from hjbench.interop import jax_available
+
+        if self.backend == "jax" and not jax_available():
+            return "backend='jax' needs JAX, which does not import here"
+        return None
 
     @property
     def data_regime(self) -> str:
@@ -97,7 +160,8 @@ class MaxPlus(AbstractMethod):
     def _run(self, x: torch.Tensor, slopes: torch.Tensor, offsets: torch.Tensor):
         dtype = torch.promote_types(x.dtype, slopes.dtype)
         xf = x.reshape(-1, x.shape[-1]).to(device=slopes.device, dtype=dtype)
-        values, arg = max_affine(xf, slopes.to(dtype), offsets.to(dtype), self.chunk_elements)
+        kernel = max_affine_jax if self.backend == "jax" else max_affine
+        values, arg = kernel(xf, slopes.to(dtype), offsets.to(dtype), self.chunk_elements)
         return values.reshape(x.shape[:-1]).to(x.device), arg.reshape(x.shape[:-1]).to(x.device)
 
     def _potential(self, x: torch.Tensor) -> torch.Tensor:

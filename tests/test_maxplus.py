@@ -131,3 +131,37 @@ def test_needs_gradients_in_the_data():
     split = sample_split(prior, 16, n_test=4, regime="values", generator=torch.Generator().manual_seed(0))
     with pytest.raises(ConfigError, match="values_and_gradients"):
         methods.get("maxplus").fit(split.train)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("chunk", [7, 4096])
+def test_jax_backend_equals_torch_backend(dtype, chunk):
+    """The JAX kernel (across the hjbench.interop boundary) gives the torch kernel's values and ties."""
+    pytest.importorskip("jax")
+    from baselines.maxplus import max_affine, max_affine_jax
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(37, 3, generator=g, dtype=dtype)
+    slopes = torch.randn(23, 3, generator=g, dtype=dtype)
+    slopes[5] = slopes[2]  # a tie: the smaller index must win in both
+    offsets = torch.randn(23, generator=g, dtype=dtype)
+    offsets[5] = offsets[2]
+    v_t, a_t = max_affine(x, slopes, offsets, chunk)
+    v_j, a_j = max_affine_jax(x, slopes, offsets, chunk)
+    assert v_j.dtype == dtype
+    torch.testing.assert_close(v_j, v_t)
+    assert torch.equal(a_j, a_t)
+
+
+def test_jax_backend_through_the_method():
+    pytest.importorskip("jax")
+    p = priors.get("minplus", dim=3)
+    split = sample_split(p, 300, n_test=64, generator=torch.Generator().manual_seed(0))
+    a = methods.get("maxplus").fit(split.train)
+    b = methods.get("maxplus", backend="jax", chunk_elements=1000).fit(split.train)
+    x = split.test.x
+    torch.testing.assert_close(b.potential(x), a.potential(x))
+    torch.testing.assert_close(b.prox(x), a.prox(x))
+    torch.testing.assert_close(b.prior(x), a.prior(x))
+    with pytest.raises(ConfigError, match="backend"):
+        methods.get("maxplus", backend="numpy")

@@ -22,6 +22,7 @@ NAMES = methods.names()
 # Parameters whose change is not visible in the outputs of a tiny fit, with the reason.
 NO_VISIBLE_EFFECT = {
     ("maxplus", "chunk_elements"): "chunking changes peak memory, never results (tested in test_maxplus)",
+    ("maxplus", "backend"): "torch and JAX kernels give the same values by design (tested in test_maxplus)",
     ("hj", "sobolev_weight"): "used only with stage1_loss='sobolev' (checked on hj_sobolev)",
     ("hj_exact_conjugate", "sobolev_weight"): "used only with stage1_loss='sobolev' (checked on hj_sobolev)",
 }
