@@ -57,7 +57,7 @@ from hjbench import methods
 from hjbench.data import Dataset
 from hjbench.errors import check_int, check_points, check_positive
 from hjbench.methods.base import AbstractMethod
-from hjbench.methods.training import BUDGET_DEFAULTS, check_budget, train
+from hjbench.methods.training import BUDGET_DEFAULTS, check_budget, budget_of, train
 
 __all__ = ["soft_threshold", "UnrolledShrinkage", "LISTA"]
 
@@ -188,9 +188,7 @@ class LISTA(AbstractMethod):
             return torch.mean((net(x[idx]) - y[idx]) ** 2)
 
         log = train(net, loss_fn, data.n_samples, generator=generator, device=x.device,
-                    steps=self.steps, batch_size=self.batch_size, lr=self.lr,
-                    lr_decay=self.lr_decay, lr_decay_every=self.lr_decay_every,
-                    val_fraction=self.val_fraction, patience=self.patience)
+                    **budget_of(self))
         net.requires_grad_(False)
         self.net_ = net
         self.loss_curve_ = log.as_dict()

@@ -52,7 +52,7 @@ from hjbench import methods
 from hjbench.data import Dataset
 from hjbench.errors import ConfigError, check_choice, check_int, check_positive
 from hjbench.methods import AbstractMethod
-from hjbench.methods.training import BUDGET_DEFAULTS, check_budget, train
+from hjbench.methods.training import BUDGET_DEFAULTS, check_budget, budget_of, train
 from hjbench.nets.icnn import ICNN
 from hjbench.solve import Solution
 
@@ -165,9 +165,7 @@ class LearnedProximalNetwork(AbstractMethod):
             m, s_out = 0.0, s_in * sigma
             loss_fn = self._prox_loss(net, x / s_in, y / sigma)
         log = train(net, loss_fn, data.n_samples, generator=generator, device=x.device,
-                    steps=self.steps, batch_size=self.batch_size, lr=self.lr,
-                    lr_decay=self.lr_decay, lr_decay_every=self.lr_decay_every,
-                    val_fraction=self.val_fraction, patience=self.patience)
+                    **budget_of(self))
         net.requires_grad_(False)
         if self.train_on == "prox_pairs":
             with torch.no_grad():

@@ -47,7 +47,7 @@ from hjbench import methods
 from hjbench.data import Dataset
 from hjbench.errors import check_int, check_points, check_positive
 from hjbench.methods.base import AbstractMethod
-from hjbench.methods.training import BUDGET_DEFAULTS, check_budget, train
+from hjbench.methods.training import BUDGET_DEFAULTS, check_budget, budget_of, train
 from hjbench.nets import ResidualMLP
 from hjbench.priors.base import half_sq_norm
 
@@ -125,9 +125,7 @@ class _Budget:
 
     def _train(self, net: nn.Module, loss_fn, data: Dataset, generator: torch.Generator) -> None:
         log = train(net, loss_fn, data.n_samples, generator=generator, device=data.x.device,
-                    steps=self.steps, batch_size=self.batch_size, lr=self.lr,
-                    lr_decay=self.lr_decay, lr_decay_every=self.lr_decay_every,
-                    val_fraction=self.val_fraction, patience=self.patience)
+                    **budget_of(self))
         net.requires_grad_(False)
         self.net_ = net
         self.loss_curve_ = log.as_dict()

@@ -16,15 +16,6 @@ from hjbench.data import sample_split
 from hjbench.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one intra-op thread (two threads on a shared 2-core machine spin ~15x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _cs(dim=8, seed=0, n_signals=50):
     return ds.laplace_problem(dim, n_signals, sigma=0.5, n_measurements=6, a_norm=0.5,
                               generator=torch.Generator().manual_seed(seed))

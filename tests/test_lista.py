@@ -18,15 +18,6 @@ from hjbench.data import Dataset, sample_split
 from hjbench.errors import ConfigError, NotProvidedError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one intra-op thread (two threads on a shared 2-core machine spin ~15x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _ista(x, n_iter, t, r, lam):
     """Hand-written ISTA for argmin_y lam ||y||_1 + ||y - x||^2 / (2t), step s = r t, y_0 = 0."""
     y = torch.zeros_like(x)

@@ -17,15 +17,6 @@ from hjbench.data import sample_split
 from hjbench.errors import ConfigError, NotProvidedError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one intra-op thread (two threads on a shared 2-core machine spin ~15x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def l1_split():
     prior = priors.get("l1", dim=2)

@@ -41,7 +41,7 @@ from ..ops import half_sq_norm
 from ..solve import Solution
 from . import register
 from .base import AbstractMethod
-from .training import BUDGET_DEFAULTS, check_budget, train
+from .training import BUDGET_DEFAULTS, budget_of, check_budget, train
 
 __all__ = ["HJMethod"]
 
@@ -138,11 +138,6 @@ class HJMethod(AbstractMethod):
         needs_grad = self.stage1_loss == "sobolev" or self.conjugate_samples == "exact"
         return "values_and_gradients" if needs_grad else "values"
 
-    def _budget(self, steps: int) -> dict[str, Any]:
-        return dict(steps=steps, batch_size=self.batch_size, lr=self.lr, lr_decay=self.lr_decay,
-                    lr_decay_every=self.lr_decay_every, val_fraction=self.val_fraction,
-                    patience=self.patience)
-
     def _fit(self, data: Dataset, generator: torch.Generator) -> None:
         x, t = data.x, data.t
         psi = half_sq_norm(x) - t * data.S
@@ -150,7 +145,7 @@ class HJMethod(AbstractMethod):
         arch = dict(width=self.width, depth=self.depth, beta=self.beta, generator=generator)
         self.potential_, log1 = _fit_convex(
             x, psi, prox if self.stage1_loss == "sobolev" else None,
-            sobolev_weight=self.sobolev_weight, budget=self._budget(self.steps), **arch)
+            sobolev_weight=self.sobolev_weight, budget=budget_of(self), **arch)
         with torch.no_grad():
             if self.conjugate_samples == "exact":
                 y, psi_k = prox, psi
@@ -159,7 +154,7 @@ class HJMethod(AbstractMethod):
             G = (y * x).sum(-1) - psi_k
         steps2 = self.stage2_steps if self.stage2_steps is not None else self.steps
         self.prior_net_, log2 = _fit_convex(y, G, None, sobolev_weight=0.0,
-                                            budget=self._budget(steps2), **arch)
+                                            budget=budget_of(self, steps=steps2), **arch)
         self.loss_curve_ = {"stage1": log1, "stage2": log2}
 
     # -- queries ---------------------------------------------------------------------------------

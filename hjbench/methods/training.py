@@ -30,7 +30,7 @@ from torch import nn
 
 from ..errors import ConfigError, check_int, check_positive
 
-__all__ = ["BUDGET_DEFAULTS", "check_budget", "TrainLog", "train"]
+__all__ = ["BUDGET_DEFAULTS", "check_budget", "budget_of", "TrainLog", "train"]
 
 BUDGET_DEFAULTS = dict(steps=2000, batch_size=None, lr=1e-3, lr_decay=0.1, lr_decay_every=None,
                        val_fraction=0.0, patience=None, width=256, depth=2)
@@ -54,6 +54,14 @@ def check_budget(*, steps, batch_size, lr, lr_decay, lr_decay_every, val_fractio
                           "(e.g. 0.1) or patience=None")
     check_int("width", width, minimum=1)
     check_int("depth", depth, minimum=0)
+
+
+_TRAIN_KEYS = ("steps", "batch_size", "lr", "lr_decay", "lr_decay_every", "val_fraction", "patience")
+
+
+def budget_of(method, **override) -> dict:
+    """The :func:`train` keyword arguments stored on a method as its budget parameters."""
+    return {**{k: getattr(method, k) for k in _TRAIN_KEYS}, **override}
 
 
 @dataclass
