@@ -132,8 +132,15 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 1000 else text[:997] + "..."
 
 
-def run_trial(trial: Trial, prior, split, cfg: GridConfig) -> dict:
-    """Build, fit and evaluate one method on a sampled cell; return its results row."""
+def run_trial(trial: Trial, prior, split, cfg: GridConfig, run_dir: Path | None = None) -> dict:
+    """Build, fit and evaluate one method on a sampled cell; return its results row.
+
+    With ``run_dir``, the first repetition at the largest n_samples of each dim also stores the
+    fitted method's cross-sections (``sections/<trial_id>.parquet``) for the report's figures;
+    a failure there is noted in the message, never a failed trial.
+    """
+    import torch
+
     from . import methods
     from .metrics import Evaluation, PeakMemory, evaluate
 
@@ -154,6 +161,15 @@ def run_trial(trial: Trial, prior, split, cfg: GridConfig) -> dict:
             ev["peak_memory_mb"] = mem.mb
         row.update(ev)
         row["message"] = ev.message()
+        if run_dir is not None and ident["repetition"] == 0 and \
+                ident["n_samples"] == max(cfg.n_samples[ident["dim"]]):
+            try:
+                from .plots import write_sections
+
+                write_sections(run_dir, method, ident, box=cfg.box, n_points=min(cfg.n_cross, 201),
+                               dtype=getattr(torch, cfg.dtype), device=cfg.device)
+            except Exception as exc:  # noqa: BLE001 (figures are a by-product, not the trial)
+                row["message"] = "; ".join(filter(None, [row["message"], "sections: " + _one_line(exc)]))
     except TrialTimeout as exc:
         row.update(status="timeout", message=f"TrialTimeout: {exc}")
     except Exception as exc:  # noqa: BLE001 (one failing trial must not stop the run)
@@ -227,7 +243,7 @@ def run_grid(cfg: GridConfig, run_dir: Path, *, run_id: str, command: list[str] 
                     if data_error:
                         row = {**trial.identity, **_nan_metrics(), "status": "failed", "message": data_error}
                     else:
-                        row = run_trial(trial, prior, split, cfg)
+                        row = run_trial(trial, prior, split, cfg, run_dir)
                     results.append_trial(run_dir, row)
                     if row["status"] in ("failed", "timeout"):
                         bar.console.print(Text(f"{row['status']}: {trial.label}: {row['message']}"))
