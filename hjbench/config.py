@@ -77,7 +77,8 @@ def _fail(path: str, value: Any, rule: str, allowed: Any) -> NoReturn:
 @dataclass(frozen=True)
 class Component:
     """A method or prior of the grid: ``params`` are passed to the constructor, ``resolved``
-    is what the built object reports (``get_params()`` / ``params()``), i.e. its identity."""
+    is what the built object reports (``get_params()``; for a prior ``params()`` per dim, keyed
+    by ``str(dim)``), i.e. its identity."""
 
     name: str
     params: dict = field(default_factory=dict)
@@ -362,7 +363,9 @@ def validate(raw: dict) -> GridConfig:
         _checked_params(f"priors[{i}]", "prior", pname, prior_registry.entry(pname).cls, params, ("dim", "t"))
         built = [_build(f"priors[{i}].params at dim={d}, t={t}", pname,
                         lambda d=d: prior_registry.get(pname, dim=d, t=t, **params)) for d in dims]
-        prior_list.append(Component(pname, params, dict(built[0].params())))
+        # a family's resolved parameters may depend on dim (minplus: mu_2 = 1/sqrt(dim)), so the
+        # identity is kept per dim: the data seed of a cell must not depend on the grid's other dims
+        prior_list.append(Component(pname, params, {str(d): dict(b.params()) for d, b in zip(dims, built)}))
 
     return GridConfig(
         name=name, description=description, seed=_int("seed", raw.get("seed", 0), 0),

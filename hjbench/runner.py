@@ -88,10 +88,11 @@ def expand(cfg: GridConfig, run_id: str = "") -> list[Trial]:
     for rep, prior in itertools.product(range(cfg.repetitions), cfg.priors):
         for dim in cfg.dims:
             for n in cfg.n_samples[dim]:
-                ds = data_seed(cfg.seed, prior.name, prior.resolved, dim, n, rep, cfg.t, cfg.regime, cfg.box)
+                resolved = prior.resolved[str(dim)]
+                ds = data_seed(cfg.seed, prior.name, resolved, dim, n, rep, cfg.t, cfg.regime, cfg.box)
                 for method in cfg.methods:
                     ident = {"method": method.name, "method_params": canonical_json(method.resolved),
-                             "prior": prior.name, "prior_params": canonical_json(prior.resolved),
+                             "prior": prior.name, "prior_params": canonical_json(resolved),
                              "dim": dim, "n_samples": n, "repetition": rep, "seed": ds,
                              "method_seed": method_seed(ds, method.name), "t": cfg.t,
                              "regime": cfg.regime, "box": cfg.box, "device": cfg.device, "dtype": cfg.dtype}

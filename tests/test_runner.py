@@ -266,3 +266,15 @@ def test_sigint_then_sigkill_then_resume_loses_no_finished_trial(tmp_path):
     assert len(set(ids)) == 12 and len(ids) == 12  # every trial once: none lost, none rerun
     assert set(finished) <= set(ids) and all(r["status"] == "ok" for r in rows)
     assert (run_dir / "summary.parquet").exists()
+
+
+def test_prior_identity_is_per_dim_and_independent_of_other_dims():
+    """minplus resolves mu_2 = 1/sqrt(dim): each dim's trials carry their own parameters, and a
+    cell's data seed is the same whether or not the grid holds other dims."""
+    both = expand(_cfg(dims=[2, 4], priors=["minplus"], n_samples=[16]))
+    alone = expand(_cfg(dims=[4], priors=["minplus"], n_samples=[16]))
+    by_dim = {t.identity["dim"]: t.identity for t in both}
+    assert len(json.loads(by_dim[4]["prior_params"])["mus"][1]) == 4
+    assert len(json.loads(by_dim[2]["prior_params"])["mus"][1]) == 2
+    assert alone[0].identity["seed"] == by_dim[4]["seed"]
+    assert alone[0].identity["prior_params"] == by_dim[4]["prior_params"]
