@@ -10,6 +10,7 @@ q(y) = ||y||^2 / 2. Every error is computed in float64 on the CPU from the metho
   prox: where the data identify the prior), relative versions divided by the target's mean square
 * prior_bvs_centered_rel_mse = var_i(J_hat(y_i) - J_bvs(y_i)) / var_i J_bvs(y_i): the prior error up
   to an additive constant, which prox pairs cannot identify (LPN, gradient-only training)
+* prior errors use the points whose solve converged; prior_n_failed counts the others (test set)
 * *_axis_*: the same along the first-axis cross-section s e_1, s in [-box, box] (hjbench.data)
 * prox_residual = mean_i of the method's preimage residual ||grad psi_theta(x*(y_i)) - y_i||
 * fy_gap_{mean,min} of psi_theta(x_i) + g_theta(z_i) - <x_i, z_i> at z_i = P_theta(x_i), with
@@ -183,16 +184,33 @@ def evaluate(method, prior, split, box: float, *, n_cross: int = 401) -> Evaluat
             ev["prox_residual"] = float(res.mean())
         else:
             ev.missing(["prox_residual"], f"prox_residual: {name} gives no preimage residual")
-        j_hat, j_axis = sol.value, method.prior(axis)
+        # a solve that did not converge returns its last iterate: count it (prior_n_failed) and
+        # score the prior on the converged points only, so one diverged point cannot swamp the MSE
+        ok = sol.converged.reshape(-1).cpu()
+        sol_axis = method.prior_solution(axis)
+        ok_axis = sol_axis.converged.reshape(-1).cpu()
+        if not bool(ok.all()) or not bool(ok_axis.all()):
+            ev.reasons["prior_n_failed"] = (f"prior: {int((~ok).sum())} of {ok.numel()} test and {int((~ok_axis).sum())} "
+                              f"of {ok_axis.numel()} axis solves did not converge; prior errors use the "
+                              "converged points")
+        j_hat, y_ok = sol.value.reshape(-1).cpu()[ok], prox_true[ok]
+        j_axis, axis_ok = sol_axis.value.reshape(-1).cpu()[ok_axis], axis64[ok_axis]
         with torch.no_grad():
-            _guard(ev, ["prior_bvs_mse", "prior_bvs_rel_mse"], "J_bvs",
-                   lambda: _errors(ev, "prior", j_hat, prior.J_bvs(prox_true), "prior_bvs_mse", "prior_bvs_rel_mse"))
-            _guard(ev, ["prior_bvs_centered_rel_mse"], "J_bvs",
-                   lambda: _centered(ev, j_hat, prior.J_bvs(prox_true)))
-            _guard(ev, ["prior_J_mse", "prior_J_rel_mse"], "J",
-                   lambda: _errors(ev, "prior", j_hat, prior.J(prox_true), "prior_J_mse", "prior_J_rel_mse"))
-            _guard(ev, ["prior_axis_bvs_mse"], "J_bvs",
-                   lambda: _errors(ev, "prior", j_axis, prior.J_bvs(axis64), "prior_axis_bvs_mse"))
+            if not bool(ok.any()):
+                ev.missing(["prior_bvs_mse", "prior_bvs_rel_mse", "prior_bvs_centered_rel_mse",
+                            "prior_J_mse", "prior_J_rel_mse"], "prior: no test-point solve converged")
+            else:
+                _guard(ev, ["prior_bvs_mse", "prior_bvs_rel_mse"], "J_bvs",
+                       lambda: _errors(ev, "prior", j_hat, prior.J_bvs(y_ok), "prior_bvs_mse", "prior_bvs_rel_mse"))
+                _guard(ev, ["prior_bvs_centered_rel_mse"], "J_bvs",
+                       lambda: _centered(ev, j_hat, prior.J_bvs(y_ok)))
+                _guard(ev, ["prior_J_mse", "prior_J_rel_mse"], "J",
+                       lambda: _errors(ev, "prior", j_hat, prior.J(y_ok), "prior_J_mse", "prior_J_rel_mse"))
+            if not bool(ok_axis.any()):
+                ev.missing(["prior_axis_bvs_mse"], "prior: no axis solve converged")
+            else:
+                _guard(ev, ["prior_axis_bvs_mse"], "J_bvs",
+                       lambda: _errors(ev, "prior", j_axis, prior.J_bvs(axis_ok), "prior_axis_bvs_mse"))
     else:
         ev.missing(prior_cols, lacks("prior"))
 

@@ -174,3 +174,46 @@ def test_summary_long_format_with_cis_in_registry_order():
     empty = summary[(summary.metric == "prior_bvs_mse")].iloc[0]
     assert empty["n_finite"] == 0 and math.isnan(empty["median"]) and math.isnan(empty["ci_low"])
     assert summary.equals(summarize(pd.DataFrame(rows[::-1])))
+
+
+def test_prior_errors_use_converged_points_and_count_the_others():
+    """A diverged inversion (last iterate kept, converged=False) is counted, not averaged in."""
+    import torch
+
+    from hjbench import priors as _priors
+    from hjbench.data import sample_split as _sample_split
+    from hjbench.methods.base import AbstractMethod
+    from hjbench.metrics import evaluate as _evaluate
+    from hjbench.solve import Solution
+
+    class ExactButDiverging(AbstractMethod):
+        """Exact prox and prior; the first three points of each query 'diverge' to 1e30."""
+
+        provides = frozenset({"prox", "prior"})
+
+        def __init__(self):
+            pass
+
+        def _fit(self, data, generator):
+            self.prior_ = _priors.get("l1", dim=data.dim, t=data.t)
+
+        def _prox(self, x):
+            return self.prior_.prox(x)
+
+        def _prior_solution(self, y):
+            value = self.prior_.J_bvs(y).clone()
+            converged = torch.ones(value.shape, dtype=torch.bool)
+            value.reshape(-1)[:3] = 1e30
+            converged.reshape(-1)[:3] = False
+            return Solution(value, converged, torch.zeros(value.shape, dtype=torch.long),
+                            torch.zeros(value.shape, dtype=value.dtype))
+
+    prior = _priors.get("l1", dim=2)
+    split = _sample_split(prior, 20, n_test=50, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    m = ExactButDiverging()
+    m.name = "exact_but_diverging"
+    m.fit(split.train)
+    ev = _evaluate(m, prior, split, 4.0, n_cross=11)
+    assert ev["prior_n_failed"] == 3
+    assert ev["prior_bvs_mse"] < 1e-20 and ev["prior_axis_bvs_mse"] < 1e-20
+    assert "3 of 50 test and 3 of 11 axis solves did not converge" in ev.message()
