@@ -270,13 +270,9 @@ def summarize(run: str = typer.Argument(..., help="run folder or run id under re
 def check_bound(run: str = typer.Argument(..., help="run folder or run id under results/")) -> None:
     """Compare empirical errors with the max-plus bound (exit 3 on a violation)."""
     with _bad_input():
-        run_dir = _run_dir(run)
-        try:
-            from .bound_check import main as check
-        except ImportError as exc:
-            raise ConfigError(f"check-bound: hjbench.bound_check is not available ({exc}); allowed: "
-                              "an installation with hjbench.bound_check") from None
-        code = check(run_dir)
+        from .bound_check import main as check
+
+        code = check(_run_dir(run))
     raise typer.Exit(int(code or 0))
 
 
@@ -289,11 +285,8 @@ def report(run: str = typer.Argument(..., help="run folder or run id under resul
     """Write the full report (figures, tables, report/index.html) of a run."""
     with _bad_input():
         run_dir = _run_dir(run)
-        try:
-            from .report import main as make_report
-        except ImportError as exc:
-            raise ConfigError(f"report: hjbench.report is not available ({exc}); allowed: "
-                              "an installation with hjbench.report") from None
+        from .report import main as make_report
+
         opts = {"raw": raw, "dpi": dpi, **({"formats": tuple(fmt)} if fmt else {})}
         code = make_report(run_dir, **opts)
     raise typer.Exit(int(code or 0))
