@@ -149,10 +149,27 @@ class BoundReport:
                  "95% CI = seeded percentile bootstrap of the median.", "",
                  "## Cells", "", cells, "", "## Log-log slopes of forward MSE against N", "", slopes, ""]
         if self.unjudged:
-            lines += ["## Not judged", ""] + [f"- {c.method} / {c.prior} / dim {c.dim} / N {c.n_samples}: "
-                                              f"{c.verdict}" for c in self.unjudged] + [""]
+            lines += ["## Not judged", ""] + _grouped(self.unjudged) + [""]
         lines += [f"- {n}" for n in self.notes] + ([""] if self.notes else [])
         return "\n".join(lines + [f"**Result:** {self.summary()}", ""])
+
+
+def _grouped(cells: list) -> list[str]:
+    """One line per (method, verdict): cells that share a reason (a method without a potential
+    is unjudged everywhere) are listed once, with the cells they cover."""
+    groups: dict[tuple[str, str], list] = {}
+    for c in cells:
+        groups.setdefault((c.method, c.verdict), []).append(c)
+    lines = []
+    for (method, verdict), cs in groups.items():
+        if len(cs) == 1:
+            c = cs[0]
+            lines.append(f"- {method} / {c.prior} / dim {c.dim} / N {c.n_samples}: {verdict}")
+        else:
+            span = lambda attr: ", ".join(str(v) for v in dict.fromkeys(getattr(c, attr) for c in cs))  # noqa: E731
+            lines.append(f"- {method}, {len(cs)} cells (priors {span('prior')}; dims {span('dim')}; "
+                         f"N {span('n_samples')}): {verdict}")
+    return lines
 
 
 def _g(v: float) -> str:
@@ -243,7 +260,7 @@ def _note(frame: pd.DataFrame, col: str = "message") -> str:
     if col not in frame.columns:
         return ""
     vals = [str(v) for v in frame[col] if v is not None and not pd.isna(v) and str(v)]
-    return f" ({vals[0][:80]})" if vals else ""
+    return f" ({vals[0].split('; ')[0][:120]})" if vals else ""
 
 
 def _slope(key: tuple, group: pd.DataFrame) -> SlopeVerdict:
