@@ -104,3 +104,11 @@ def test_nan_in_data_is_refused():
 
     with pytest.raises(ConfigError, match="NaN"):
         Dataset(x=split.train.x, t=1.0, regime="values", S=S)
+
+
+def test_a_single_sample_in_one_dimension_gives_finite_outputs():
+    prior = priors.get("l1", dim=1)
+    split = sample_split(prior, 1, n_test=5, generator=torch.Generator().manual_seed(0))
+    m = methods.get("hj", steps=5, width=4).fit(split.train, seed=0)
+    x = split.test.x
+    assert torch.isfinite(m.potential(x)).all() and torch.isfinite(m.prior(m.prox(x))).all()

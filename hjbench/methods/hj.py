@@ -72,7 +72,7 @@ def _fit_convex(x: torch.Tensor, target: torch.Tensor, grad_target: torch.Tensor
                 sobolev_weight: float, generator: torch.Generator, width: int, depth: int, beta: float,
                 budget: dict[str, Any]) -> tuple[_Standardised, dict]:
     """Fit an ICNN to values (and optionally gradients) by (Sobolev) mean squared error."""
-    s_in = float(x.detach().std().clamp_min(1e-12))
+    s_in = float(x.detach().std().clamp_min(1e-12)) if x.numel() > 1 else 1.0
     m_out = float(target.mean())
     s_out = float(target.std().clamp_min(1e-12)) if target.numel() > 1 else 1.0
     net = ICNN(x.shape[-1], width, depth, beta, generator=generator, dtype=x.dtype).to(x.device)
