@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ..errors import ConfigError, check_choice, check_int, check_positive
 from .geometry import _moment_bound, log_coverage_rate, log_unit_ball_volume

@@ -12,7 +12,6 @@ the squared pointwise bound, a bound on the max-plus interpolant's MSE at those 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 

@@ -26,8 +26,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..data import REGIMES, Dataset
-from ..errors import ConfigError, NotFittedError, NotProvidedError, check_choice, check_points
+from ..data import Dataset
+from ..errors import ConfigError, NotFittedError, NotProvidedError, check_points
 from ..solve import Solution
 
 __all__ = ["AbstractMethod", "OUTPUTS"]
@@ -155,7 +155,3 @@ class AbstractMethod:
 
     def _load_state(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
-
-
-def check_regime(value: str) -> str:
-    return check_choice("data_regime", value, REGIMES)

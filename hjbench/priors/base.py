@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..errors import ConfigError, check_int, check_points, check_positive
+from ..errors import check_int, check_points, check_positive
 from ..ops import half_sq_norm
 from ..solve import Solution
 
