@@ -10,7 +10,7 @@ is skipped with the reason (NotImplementedError in setup); a crash fails the ben
 
 from __future__ import annotations
 
-from .common import ACCURACY_DIMS, ACCURACY_PRIORS, deterministic, method_names, score_cell
+from benchmarks.common import ACCURACY_DIMS, ACCURACY_PRIORS, deterministic, method_names, score_cell
 
 
 class _Accuracy:

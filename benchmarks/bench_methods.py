@@ -11,7 +11,7 @@ reason (NotImplementedError in setup).
 
 from __future__ import annotations
 
-from .common import (TIME_CELL, build_method, deterministic, make_split, method_names, query_points,
+from benchmarks.common import (TIME_CELL, build_method, deterministic, make_split, method_names, query_points,
                      skip_reason)
 
 OUTPUTS = ["prox", "potential", "prior"]

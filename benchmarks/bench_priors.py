@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import N_QUERY, deterministic, make_prior, prior_names, query_points
+from benchmarks.common import N_QUERY, deterministic, make_prior, prior_names, query_points
 
 
 class PriorFamily:

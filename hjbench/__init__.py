@@ -11,9 +11,8 @@ import importlib
 __version__ = "0.1.0"
 SCHEMA_VERSION = 1
 
-_SUBMODULES = {"priors", "methods", "nets", "data", "bounds", "errors", "solve", "registry",
-               "runner", "results", "analysis", "plots", "report", "config", "metrics", "seeds",
-               "tables", "ops", "downstream", "bound_check"}
+_SUBMODULES = {"priors", "data", "nets", "methods", "training", "run", "score", "present",
+               "errors", "solve", "registry", "seeds", "ops", "downstream", "interop"}
 
 __all__ = sorted(_SUBMODULES) + ["__version__", "SCHEMA_VERSION"]
 

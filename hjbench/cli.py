@@ -137,9 +137,11 @@ def run(
     figure: bool = typer.Option(True, "--figure/--no-figure", help="draw error against n_samples at the end"),
 ) -> None:
     """Run a grid of trials; resumes a previous run of the same configuration."""
-    from . import analysis, results
-    from .config import load_config
-    from .runner import expand, run_grid
+    from .present import summary as analysis
+    from .run import folder as results
+    from .run.config import load_config
+    from .run.runner import expand
+    from .run.runner import run_grid
 
     console = _console()
     overrides = dict(methods=methods, priors=priors, dims=dims, n_samples=n_samples, repetitions=repetitions,
@@ -162,7 +164,7 @@ def run(
     results.write_parquet(summary, run_dir / "summary.parquet")
     if figure:
         try:
-            from .plots import error_vs_n
+            from .present.plots import error_vs_n
 
             for path in error_vs_n(summary, run_dir / "figures"):
                 console.print(f"figure: {path}")
@@ -179,7 +181,7 @@ def run(
 def _dry_run(cfg, run_dir: Path, trials, console) -> None:
     import pandas as pd
 
-    from .results import read_jsonl
+    from .run.folder import read_jsonl
 
     done = {r.get("trial_id") for r in read_jsonl(run_dir / "trials.jsonl") if r.get("status") == "ok"}
     df = pd.DataFrame([{**t.identity, "done": t.trial_id in done} for t in trials])
@@ -249,7 +251,8 @@ def summarize(run: str = typer.Argument(..., help="run folder or run id under re
               metric: Optional[list[str]] = typer.Option(None, "--metric", "-m",
                                                          help="metrics to print (repeatable)")) -> None:
     """Per-cell medians with 95% bootstrap CIs; writes RUN/summary.parquet."""
-    from . import analysis, results
+    from .present import summary as analysis
+    from .run import folder as results
 
     with _bad_input():
         run_dir = _run_dir(run)
@@ -270,7 +273,7 @@ def summarize(run: str = typer.Argument(..., help="run folder or run id under re
 def check_bound(run: str = typer.Argument(..., help="run folder or run id under results/")) -> None:
     """Compare empirical errors with the max-plus bound (exit 3 on a violation)."""
     with _bad_input():
-        from .bound_check import main as check
+        from .score.check import main as check
 
         code = check(_run_dir(run))
     raise typer.Exit(int(code or 0))
@@ -285,7 +288,7 @@ def report(run: str = typer.Argument(..., help="run folder or run id under resul
     """Write the full report (figures, tables, report/index.html) of a run."""
     with _bad_input():
         run_dir = _run_dir(run)
-        from .report import main as make_report
+        from .present.report import main as make_report
 
         opts = {"raw": raw, "dpi": dpi, **({"formats": tuple(fmt)} if fmt else {})}
         code = make_report(run_dir, **opts)
@@ -297,7 +300,7 @@ def sys_info() -> None:
     """Versions, git state, CPU/GPU and thread counts of this machine."""
     import json
 
-    from .results import environment
+    from .run.folder import environment
 
     env = environment()
     env["git"] = json.dumps(env["git"])

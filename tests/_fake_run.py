@@ -12,7 +12,7 @@ errors, timings grow with n_samples. It holds on purpose what plots must cope wi
 * a negative value: ``NEGATIVE_CELL`` has fy_gap_min < 0 (and forward_rel_mse <= 0 once).
 
 The summary is computed here (median, seeded percentile bootstrap 95% CI over repetitions),
-independently of hjbench.analysis, so tests do not depend on it.
+independently of hjbench.present.summary, so tests do not depend on it.
 """
 
 from __future__ import annotations
@@ -47,12 +47,13 @@ METRICS = ["forward_mse", "forward_rel_mse", "forward_axis_mse", "prox_mse", "pr
 
 
 def bound_value(prior: str, dim: int, n: int) -> float:
-    """hjbench.bounds' a priori bound when priors and bounds import, else a stand-in.
+    """hjbench.score.bounds' a priori bound when priors and bounds import, else a stand-in.
 
     The stand-in is 8 dim n^{-4/dim} (smooth) or 8 dim n^{-2/dim} (Lipschitz).
     """
     try:
-        from hjbench import bounds, priors
+        from hjbench import priors
+        from hjbench.score import bounds
 
         return float(bounds.bound_for_prior(priors.get(prior, dim=dim, t=1.0), n, BOX).value)
     except Exception:

@@ -12,9 +12,10 @@ import io
 import pytest
 from rich.console import Console
 
-from hjbench import analysis, methods
-from hjbench.config import validate
-from hjbench.runner import run_grid
+from hjbench import methods
+from hjbench.present import summary as analysis
+from hjbench.run.config import validate
+from hjbench.run.runner import run_grid
 
 BASELINES = [n for n in methods.names() if methods.entry(n).source == "baselines"]
 # the error each method is judged on: its forward error where it has a potential, else its prox error
@@ -32,7 +33,7 @@ def summary(tmp_path_factory):
     outcome = run_grid(cfg, run_dir, run_id="baseline_grid", console=Console(file=io.StringIO()),
                        show_progress=False)
     assert outcome.counts.get("ok") == len(BASELINES) * 2, outcome.counts
-    from hjbench.results import load_trials
+    from hjbench.run.folder import load_trials
 
     return analysis.summarize(load_trials(run_dir))
 

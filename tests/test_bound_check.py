@@ -1,4 +1,4 @@
-"""``hjbench check-bound`` (hjbench.bound_check) on small synthetic run folders built from real numbers.
+"""``hjbench check-bound`` (hjbench.score.check) on small synthetic run folders built from real numbers.
 
 Each run folder holds a trials.parquet following the results schema (version 1); the forward
 errors, bounds and certificates in it are computed here from a local max-plus interpolant of
@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 import torch
 
-from hjbench import bound_check, bounds, priors
+from hjbench import priors
+from hjbench.score import check as bound_check
+from hjbench.score import bounds
 
 BOX = 4.0
 

@@ -1,4 +1,4 @@
-"""The max-plus bounds (hjbench.bounds) against hand values, closed forms and Monte Carlo.
+"""The max-plus bounds (hjbench.score.bounds) against hand values, closed forms and Monte Carlo.
 
 Every constant is recomputed here from the formulas of docs/bounds.md, independently of the
 implementation (which sums a series and works in logs); the max-plus interpolant is a local
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from hjbench import bounds, priors
+from hjbench import priors
+from hjbench.score import bounds
 from hjbench.errors import ConfigError
 
 BOX = 4.0

@@ -105,7 +105,7 @@ def test_run_writes_results_summary_and_figure(finished_run):
     for name in ("run.json", "trials.jsonl", "trials.parquet", "summary.parquet"):
         assert (run_dir / name).exists(), name
     assert f"results: {run_dir}" in result.stdout and "4 ok" in result.stdout
-    assert "figure:" in result.stdout and list((run_dir / "figures").iterdir())  # hjbench.plots.error_vs_n
+    assert "figure:" in result.stdout and list((run_dir / "figures").iterdir())  # hjbench.present.plots.error_vs_n
     trials = pd.read_parquet(run_dir / "trials.parquet")
     assert len(trials) == 4 and set(trials["status"]) == {"ok"}
 
@@ -154,9 +154,9 @@ def test_a_failing_method_gives_exit_code_1(cli, tmp_path):
 def test_check_bound_and_report_delegate_with_their_exit_codes(cli, finished_run, monkeypatch):
     run_dir, _ = finished_run
     seen = []
-    monkeypatch.setitem(sys.modules, "hjbench.bound_check",
+    monkeypatch.setitem(sys.modules, "hjbench.score.check",
                         types.SimpleNamespace(main=lambda run: seen.append(("bound", run)) or 3))
-    monkeypatch.setitem(sys.modules, "hjbench.report",
+    monkeypatch.setitem(sys.modules, "hjbench.present.report",
                         types.SimpleNamespace(main=lambda run, **opts: seen.append(("report", run)) or 0))
     assert cli("check-bound", run_dir).exit_code == 3
     assert cli("report", run_dir).exit_code == 0

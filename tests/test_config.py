@@ -17,7 +17,9 @@ import torch
 from typer.testing import CliRunner
 
 from hjbench.cli import app
-from hjbench.config import apply_overrides, load_config, validate
+from hjbench.run.config import apply_overrides
+from hjbench.run.config import load_config
+from hjbench.run.config import validate
 from hjbench.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

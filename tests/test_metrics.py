@@ -10,10 +10,13 @@ import pytest
 import torch
 
 from hjbench import priors
-from hjbench.analysis import bootstrap_median_ci, summarize
+from hjbench.present.summary import bootstrap_median_ci
+from hjbench.present.summary import summarize
 from hjbench.data import sample_split
 from hjbench.methods.base import AbstractMethod
-from hjbench.metrics import METRIC_COLUMNS, PeakMemory, evaluate
+from hjbench.score.metrics import METRIC_COLUMNS
+from hjbench.score.metrics import PeakMemory
+from hjbench.score.metrics import evaluate
 from hjbench.solve import Solution
 
 BOX = 4.0
@@ -111,12 +114,12 @@ def test_missing_outputs_are_nan_with_reasons_never_zero():
 
 
 def test_non_finite_output_and_failing_bound_become_nan_with_reason(monkeypatch):
-    import hjbench.bounds
+    import hjbench.score.bounds
 
     def broken(*args, **kwargs):
         raise RuntimeError("no constants")
 
-    monkeypatch.setattr(hjbench.bounds, "bound_for_prior", broken)
+    monkeypatch.setattr(hjbench.score.bounds, "bound_for_prior", broken)
     prior = priors.get("l1", dim=2, t=1.0)
     split = _split(prior)
     ev = evaluate(_Truth(truth=prior, nan_prox=True).fit(split.train), prior, split, BOX, n_cross=21)
@@ -183,7 +186,7 @@ def test_prior_errors_use_converged_points_and_count_the_others():
     from hjbench import priors as _priors
     from hjbench.data import sample_split as _sample_split
     from hjbench.methods.base import AbstractMethod
-    from hjbench.metrics import evaluate as _evaluate
+    from hjbench.score.metrics import evaluate as _evaluate
     from hjbench.solve import Solution
 
     class ExactButDiverging(AbstractMethod):

@@ -1,4 +1,4 @@
-"""Figures check their data: plotted lines equal the summary, bounds equal hjbench.bounds,
+"""Figures check their data: plotted lines equal the summary, bounds equal hjbench.score.bounds,
 every method has its line, gaps stay gaps, values <= 0 are reported, no zero lines."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import _fake_run as fake
-from hjbench import plots
+from hjbench.present import plots
 from hjbench.errors import ConfigError
 
 
@@ -84,11 +84,12 @@ def test_every_method_with_the_output_has_its_line_in_every_panel(run, figures, 
 def test_bound_line_matches_hjbench_bounds(run, figures):
     _, summary, _ = run
     try:
-        from hjbench import bounds, priors
+        from hjbench import priors
+        from hjbench.score import bounds
 
         want = lambda prior, dim, n: bounds.bound_for_prior(priors.get(prior, dim=dim, t=1.0), n, fake.BOX).value  # noqa: E731
         want(fake.PRIORS[0], fake.DIMS[0], fake.N_SAMPLES[0])
-    except Exception:  # hjbench.bounds or the priors not importable: the summary's rows are the reference
+    except Exception:  # hjbench.score.bounds or the priors not importable: the summary's rows are the reference
         def want(prior, dim, n):
             rows = summary[(summary["metric"] == "bound_value") & (summary["prior"] == prior)
                            & (summary["dim"] == dim) & (summary["n_samples"] == n)]
@@ -276,7 +277,7 @@ def test_unknown_metric_or_format_is_a_config_error(run, tmp_path):
 
 
 def test_importing_hjbench_and_plots_does_not_touch_pyplot():
-    code = ("import sys, hjbench; a = 'matplotlib' in sys.modules; import hjbench.plots; "
+    code = ("import sys, hjbench; a = 'matplotlib' in sys.modules; import hjbench.present.plots; "
             "print(a, 'matplotlib.pyplot' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

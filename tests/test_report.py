@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import _fake_run as fake
-from hjbench import report
+from hjbench.present import report
 
 SMALL = dict(methods=fake.METHODS, priors=fake.PRIORS, dims=(4,), n_samples=fake.N_SAMPLES, repetitions=3)
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,7 +40,8 @@ def full(tmp_path_factory):
     """A finished fake run (with a failed cell) whose runner stored cross-sections for l1, dim 4."""
     import torch
 
-    from hjbench import plots, priors
+    from hjbench import priors
+    from hjbench.present import plots
 
     run_dir = fake.make_run(tmp_path_factory.mktemp("report"), **SMALL)
     trials = pd.read_parquet(run_dir / "trials.parquet")

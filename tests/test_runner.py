@@ -16,11 +16,13 @@ import pytest
 from rich.console import Console
 
 import hjbench.methods as methods
-from hjbench import results
-from hjbench.config import load_config, validate
+from hjbench.run import folder as results
+from hjbench.run.config import load_config
+from hjbench.run.config import validate
 from hjbench.errors import ConfigError
 from hjbench.methods.base import AbstractMethod
-from hjbench.runner import expand, run_grid
+from hjbench.run.runner import expand
+from hjbench.run.runner import run_grid
 from hjbench.seeds import data_seed, method_seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,7 +177,7 @@ def test_seeds_depend_on_every_input_and_are_stable_across_processes():
     assert len(seeds) == 10 and method_seed(1, "hj") != method_seed(1, "lpn")
     cfg = load_config(ROOT / "configs" / "smoke.toml", {"device": "cpu"})
     here = [[t.trial_id, t.identity["seed"], t.identity["method_seed"]] for t in expand(cfg)]
-    code = ("import json; from hjbench.config import load_config; from hjbench.runner import expand; "
+    code = ("import json; from hjbench.run.config import load_config; from hjbench.run.runner import expand; "
             f"cfg = load_config({str(ROOT / 'configs' / 'smoke.toml')!r}, {{'device': 'cpu'}}); "
             "print(json.dumps([[t.trial_id, t.identity['seed'], t.identity['method_seed']] for t in expand(cfg)]))")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "12345", "OMP_NUM_THREADS": "1"}

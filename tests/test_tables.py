@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import _fake_run as fake
-from hjbench import tables
-from hjbench._style import registry_order
+from hjbench.present import tables
+from hjbench.present.style import registry_order
 
 
 @pytest.fixture(scope="module")

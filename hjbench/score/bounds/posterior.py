@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigError, check_choice, check_finite, check_int, check_positive
-from .apriori import BOUND_REGIMES, _constant
+from ...errors import ConfigError, check_choice, check_finite, check_int, check_positive
+from .apriori import BOUND_REGIMES
+from .apriori import _constant
 
 __all__ = ["nearest_distance", "posterior_bound_pointwise", "Certificate", "posterior_certificate",
            "certificate_for_prior"]

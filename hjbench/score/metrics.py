@@ -18,8 +18,8 @@ q(y) = ||y||^2 / 2. Every error is computed in float64 on the CPU from the metho
   points whose prior solve did not converge are left out (a capped solve under-estimates g)
 * seconds per point = wall time of one batched call over the m test points / m, after a
   warm-up call on a slice, with ``torch.cuda.synchronize`` before each clock read on CUDA
-* cert_* (a posteriori, hjbench.bounds.certificate_for_prior) and bound_* (a priori,
-  hjbench.bounds.bound_for_prior, BRIEF section 7).
+* cert_* (a posteriori, hjbench.score.bounds.certificate_for_prior) and bound_* (a priori,
+  hjbench.score.bounds.bound_for_prior, BRIEF section 7).
 
 What cannot be computed (an output the method does not provide, a bound module that fails, a
 target with zero mean square) is NaN, and :class:`Evaluation` keeps the reason; never zero.
@@ -141,7 +141,7 @@ def evaluate(method, prior, split, box: float, *, n_cross: int = 401) -> Evaluat
     Method-side exceptions propagate (the runner records a failed trial); peak memory is
     measured by the caller around fit and evaluation (:class:`PeakMemory`).
     """
-    from .data import cross_sections
+    from ..data import cross_sections
 
     ev = Evaluation()
     x, name, provides = split.test.x, method.name, method.provides

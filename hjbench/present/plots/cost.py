@@ -9,7 +9,7 @@ a prior has no prior bar and an "n/a" label instead (never a zero bar).
 
 Devices: the summary has no device column; pass ``trials`` (which do) and, when the run
 used several devices, one figure per device is drawn from a per-device summary
-(:func:`hjbench.analysis.summarize`). With a single device its name goes in the title.
+(:func:`hjbench.present.summary.summarize`). With a single device its name goes in the title.
 """
 
 from __future__ import annotations
@@ -20,10 +20,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._style import TRUTH_COLOR, MethodStyle, paper_context
+from ..style import TRUTH_COLOR
+from ..style import MethodStyle
+from ..style import paper_context
 from ._common import (FORMATS, FigureResult, decade_limits, fitted_slope, log_axes, metric_label, new_figure,
                       save_figure)
-from ._grid import row_major, grid_adjust, grid_size
+from ._grid import row_major
+from ._grid import grid_adjust
+from ._grid import grid_size
 
 __all__ = ["fit_time", "eval_time_bars", "cost_figures"]
 
@@ -144,7 +148,7 @@ def cost_figures(summary: pd.DataFrame, out_dir: Path | str, *, trials: pd.DataF
     devices = [] if trials is None or "device" not in trials else sorted(trials["device"].dropna().unique())
     per_device = {str(devices[0]) if devices else "": summary}
     if len(devices) > 1:
-        from ..analysis import summarize
+        from ..summary import summarize
 
         per_device = {str(d): summarize(trials[trials["device"] == d]) for d in devices}
     out = {}

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._style import MethodStyle, prior_order
+from .style import MethodStyle
+from .style import prior_order
 from .plots._common import FAMILIES
 from .plots._notes import classify
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import check_int, check_positive
+from ...errors import check_int, check_positive
 
 __all__ = [
     "unit_ball_volume",

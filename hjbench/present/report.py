@@ -3,11 +3,11 @@
 Writes, inside the run folder:
 
 * ``figures/``  error against N (forward, prox, prior), error over the bound, fit time and
-  evaluation time (:mod:`hjbench.plots`), and the cross-sections: drawn from the curves the
-  runner stored (``sections/<trial_id>.parquet`` by :func:`hjbench.plots.write_sections`, or
+  evaluation time (:mod:`hjbench.present.plots`), and the cross-sections: drawn from the curves the
+  runner stored (``sections/<trial_id>.parquet`` by :func:`hjbench.present.plots.write_sections`, or
   a ``sections.parquet``), and in any case every ``figures/cross_section_*.png`` already
-  there (e.g. from :func:`hjbench.plots.cross_section_figure`) is shown;
-* ``tables/``   errors.{md,tex} and timings.{md,tex} (:mod:`hjbench.tables`);
+  there (e.g. from :func:`hjbench.present.plots.cross_section_figure`) is shown;
+* ``tables/``   errors.{md,tex} and timings.{md,tex} (:mod:`hjbench.present.tables`);
 * ``report/index.html``  one page with the figures (relative links to ``../figures``), the
   tables, the run's provenance (run.json: command, config, versions, git commit, machine,
   start and end, counts by status) and a "Missing cells" section (failed, skipped, timed
@@ -163,9 +163,10 @@ def main(run_dir: str | Path, *, raw: bool = False, dpi: int = 300,
     the PNG resolution and the figure files written (the page shows the PNGs; "png" must be
     among the formats).
     """
-    from . import plots, tables
-    from ._style import MethodStyle
-    from .errors import ConfigError
+    from . import plots
+    from . import tables
+    from .style import MethodStyle
+    from ..errors import ConfigError
 
     run_dir = Path(run_dir)
     formats = tuple(dict.fromkeys((*formats, "png")))  # the page shows PNGs
@@ -221,7 +222,7 @@ def main(run_dir: str | Path, *, raw: bool = False, dpi: int = 300,
              for p in extra]
     if not any(p.stem.startswith("cross_section") for p in list(shown) + extra):
         body.append("<p>No cross-sections in this run (the runner writes them with "
-                    "<code>hjbench.plots.cross_section_figure</code>).</p>")
+                    "<code>hjbench.present.plots.cross_section_figure</code>).</p>")
     body.append("<h2 id=tables>Tables</h2>")
     body += [tables.to_html(t) for t in built.values()]
     body += [f'<a href="../tables/{p.name}">{p.name}</a> ' for p in table_paths]

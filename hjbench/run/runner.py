@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import SCHEMA_VERSION
+from .. import SCHEMA_VERSION
 from .config import GridConfig
-from .errors import ConfigError
-from .seeds import canonical_json, data_seed, method_seed, trial_id
+from ..errors import ConfigError
+from ..seeds import canonical_json, data_seed, method_seed, trial_id
 
 __all__ = ["Trial", "RunOutcome", "TrialTimeout", "expand", "run_grid", "run_trial", "deadline"]
 
@@ -142,8 +142,10 @@ def run_trial(trial: Trial, prior, split, cfg: GridConfig, run_dir: Path | None 
     """
     import torch
 
-    from . import methods
-    from .metrics import Evaluation, PeakMemory, evaluate
+    from .. import methods
+    from ..score.metrics import Evaluation
+    from ..score.metrics import PeakMemory
+    from ..score.metrics import evaluate
 
     row = {**trial.identity, **Evaluation(), "status": "ok", "message": ""}
     ident = trial.identity
@@ -165,7 +167,7 @@ def run_trial(trial: Trial, prior, split, cfg: GridConfig, run_dir: Path | None 
         if run_dir is not None and ident["repetition"] == 0 and \
                 ident["n_samples"] == max(cfg.n_samples[ident["dim"]]):
             try:
-                from .plots import write_sections
+                from ..present.plots import write_sections
 
                 write_sections(run_dir, method, ident, box=cfg.box, n_points=min(cfg.n_cross, 201),
                                dtype=getattr(torch, cfg.dtype), device=cfg.device)
@@ -198,8 +200,9 @@ def run_grid(cfg: GridConfig, run_dir: Path, *, run_id: str, command: list[str] 
     from rich.console import Console
     from rich.text import Text
 
-    from . import priors, results
-    from .data import sample_split
+    from .. import priors
+    from . import folder as results
+    from ..data import sample_split
 
     console = console or Console()
     run_dir = Path(run_dir)
@@ -273,6 +276,6 @@ def _warm_up() -> None:
 
 
 def _nan_metrics() -> dict:
-    from .metrics import Evaluation
+    from ..score.metrics import Evaluation
 
     return dict(Evaluation())

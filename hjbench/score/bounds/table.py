@@ -1,6 +1,6 @@
 """The curse of dimensionality made explicit: samples the a priori bound needs (docs/bounds.md, section 7).
 
-``python -c "from hjbench.bounds import samples_needed_table as t, samples_needed_markdown as m; print(m(t()))"``
+``python -c "from hjbench.score.bounds import samples_needed_table as t, samples_needed_markdown as m; print(m(t()))"``
 prints the Markdown table pasted into docs/bounds.md.
 """
 
@@ -11,8 +11,9 @@ from typing import Iterable
 
 import torch
 
-from ..errors import check_int, check_positive
-from .apriori import BOUND_REGIMES, log10_samples_needed
+from ...errors import check_int, check_positive
+from .apriori import BOUND_REGIMES
+from .apriori import log10_samples_needed
 
 __all__ = ["TABLE_DIMS", "samples_needed_table", "samples_needed_markdown"]
 
@@ -32,10 +33,10 @@ def samples_needed_table(prior_names: Iterable[str] = ("l1", "neg_l1"), dims: It
 
     For each family and dim, the target forward MSE is ``rel_target * E[psi^2]`` (E[psi^2] by a
     seeded Monte Carlo average over ``n_mc`` uniform points of the box), and ``log10_n`` is
-    log10 of the least N for which :func:`~hjbench.bounds.apriori.forward_mse_bound` with the
+    log10 of the least N for which :func:`~hjbench.score.bounds.apriori.forward_mse_bound` with the
     family's own constants reaches it.
     """
-    from .. import priors
+    from ... import priors
 
     check_positive("box", box)
     check_int("n_mc", n_mc, minimum=1)

@@ -35,9 +35,12 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from .bounds.apriori import BOUND_REGIMES, theoretical_slope
-from .bounds.stats import SlopeFit, fit_loglog_slope, median_ci
-from .errors import HJBenchError
+from .bounds.apriori import BOUND_REGIMES
+from .bounds.apriori import theoretical_slope
+from .bounds.stats import SlopeFit
+from .bounds.stats import fit_loglog_slope
+from .bounds.stats import median_ci
+from ..errors import HJBenchError
 
 __all__ = ["EXIT_OK", "EXIT_NOT_A_RUN", "EXIT_VIOLATED", "EXIT_UNJUDGED", "GUARANTEED_METHODS",
            "RunError", "CellVerdict", "SlopeVerdict", "BoundReport", "load_trials", "check_run", "main"]

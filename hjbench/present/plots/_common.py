@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._style import paper_context, use_agg
-from ..errors import ConfigError
+from ..style import paper_context
+from ..style import use_agg
+from ...errors import ConfigError
 
 __all__ = ["FigureResult", "save_figure", "new_figure", "load_summary", "load_run_trials",
            "METRIC_LABELS", "BOUND_FOR", "FAMILIES", "FORMATS", "metric_label", "fitted_slope", "n_label",
@@ -155,10 +156,10 @@ def fitted_slope(n: np.ndarray, y: np.ndarray) -> float:
 
 
 def load_run_trials(run_dir: Path | str) -> pd.DataFrame | None:
-    """The run's trials (hjbench.results.load_trials, else trials.parquet); None if there are none."""
+    """The run's trials (hjbench.run.folder.load_trials, else trials.parquet); None if there are none."""
     run_dir = Path(run_dir)
     try:
-        from ..results import load_trials
+        from ...run.folder import load_trials
 
         trials = load_trials(run_dir)
     except ImportError:
@@ -173,7 +174,7 @@ def load_summary(run_dir: Path | str, trials: pd.DataFrame | None = None) -> tup
     """The run's long summary and where it came from.
 
     summary.parquet when present and not older than the trial files; otherwise it is computed
-    from the trials with :func:`hjbench.analysis.summarize` (a run still going, or one that
+    from the trials with :func:`hjbench.present.summary.summarize` (a run still going, or one that
     was never summarised). Raises ConfigError if neither is possible.
     """
     run_dir = Path(run_dir)
@@ -190,10 +191,10 @@ def load_summary(run_dir: Path | str, trials: pd.DataFrame | None = None) -> tup
         raise ConfigError(f"run_dir={str(run_dir)!r} has no trials and no summary.parquet; "
                           "run `hjbench run` first")
     try:
-        from ..analysis import summarize
+        from ..summary import summarize
     except ImportError as exc:
         if path.exists():
             return pd.read_parquet(path), "summary.parquet (older than the trials)"
-        raise ConfigError(f"run_dir={str(run_dir)!r} has no summary.parquet and hjbench.analysis "
+        raise ConfigError(f"run_dir={str(run_dir)!r} has no summary.parquet and hjbench.present.summary "
                           f"is unavailable ({exc}); run `hjbench summarize RUN`") from exc
     return summarize(trials), "computed from the trials (summary.parquet absent or older)"

@@ -16,9 +16,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._style import COLUMN_WIDTH, FULL_WIDTH, TRUTH_COLOR, MethodStyle, paper_context, prior_order
-from ._common import FORMATS, FigureResult, decade_limits, fitted_slope, log_axes, new_figure, save_figure
-from ._notes import DRAWN, GAP, cell_reason, classify
+from ..style import COLUMN_WIDTH
+from ..style import FULL_WIDTH
+from ..style import TRUTH_COLOR
+from ..style import MethodStyle
+from ..style import paper_context
+from ..style import prior_order
+from ._common import FORMATS
+from ._common import FigureResult
+from ._common import decade_limits
+from ._common import fitted_slope
+from ._common import log_axes
+from ._common import new_figure
+from ._common import save_figure
+from ._notes import DRAWN
+from ._notes import GAP
+from ._notes import cell_reason
+from ._notes import classify
 
 __all__ = ["line_grid", "panel_keys", "grid_size", "grid_adjust", "row_major"]
 
@@ -74,7 +88,7 @@ def line_grid(summary: pd.DataFrame, metric: str, *, out_dir: Path | str, stem: 
     """Draw ``metric`` of the long ``summary`` against n_samples; see the module docstring."""
     sub = summary[summary["metric"] == metric]
     if sub.empty:
-        from ..errors import ConfigError
+        from ...errors import ConfigError
 
         have = sorted(summary["metric"].unique())
         raise ConfigError(f"metric={metric!r} has no rows in the summary; metrics present: {have}")

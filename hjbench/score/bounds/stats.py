@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, check_int, check_positive
+from ...errors import ConfigError, check_int, check_positive
 
 __all__ = ["t_two_sided_cdf", "t_quantile", "median_ci", "SlopeFit", "fit_loglog_slope"]
 

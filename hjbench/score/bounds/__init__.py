@@ -19,8 +19,14 @@ from .geometry import (diameter, gamma_factor, log_coverage_rate, log_unit_ball_
                        nearest_distance_moment_bound, truncated_gamma_integral, unit_ball_volume)
 from .posterior import (Certificate, certificate_for_prior, nearest_distance, posterior_bound_pointwise,
                         posterior_certificate)
-from .stats import SlopeFit, fit_loglog_slope, median_ci, t_quantile, t_two_sided_cdf
-from .table import TABLE_DIMS, samples_needed_markdown, samples_needed_table
+from .stats import SlopeFit
+from .stats import fit_loglog_slope
+from .stats import median_ci
+from .stats import t_quantile
+from .stats import t_two_sided_cdf
+from .table import TABLE_DIMS
+from .table import samples_needed_markdown
+from .table import samples_needed_table
 
 __all__ = [
     "BOUND_REGIMES", "Bound", "bound_for_prior", "forward_mse_bound", "log10_samples_needed",

@@ -18,8 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .._style import MethodStyle
-from ._common import BOUND_FOR, FAMILIES, FORMATS, FigureResult, load_run_trials, load_summary, metric_label
+from ..style import MethodStyle
+from ._common import BOUND_FOR
+from ._common import FAMILIES
+from ._common import FORMATS
+from ._common import FigureResult
+from ._common import load_run_trials
+from ._common import load_summary
+from ._common import metric_label
 from ._grid import line_grid
 
 __all__ = ["error_vs_n", "error_figures", "bound_ratio", "run_figure"]

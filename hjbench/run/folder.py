@@ -5,8 +5,8 @@ Layout of ``results/<run-id>/``::
     run.json          resolved config, command line, versions, git, hardware, times, counts
     trials.jsonl      one JSON object per finished trial, appended, flushed and fsync'ed
     trials.parquet    the same rows (last row per trial_id), rewritten atomically
-    summary.parquet   per-cell statistics (hjbench.analysis.summarize)
-    figures/          error against n_samples (hjbench.plots.error_vs_n)
+    summary.parquet   per-cell statistics (hjbench.present.summary.summarize)
+    figures/          error against n_samples (hjbench.present.plots.error_vs_n)
 
 ``trials.jsonl`` is the source of truth: a killed run loses at most the trial that was
 running. A half-written last line (the process died mid-write) is ignored with a warning on
@@ -27,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import SCHEMA_VERSION
+from .. import SCHEMA_VERSION
 
 __all__ = ["IDENTITY_COLUMNS", "STATUS_COLUMNS", "STATUSES", "trial_columns", "run_id_for",
            "atomic_write_bytes", "write_run_json", "read_run_json", "environment", "append_trial",
@@ -46,7 +46,7 @@ _BOOL_COLUMNS = ("bound_holds", "cert_holds")
 
 def trial_columns() -> tuple[str, ...]:
     """Every column of a trial row, in schema order."""
-    from .metrics import METRIC_COLUMNS
+    from ..score.metrics import METRIC_COLUMNS
 
     return IDENTITY_COLUMNS + METRIC_COLUMNS + STATUS_COLUMNS
 
@@ -64,7 +64,7 @@ def run_id_for(config_dict: dict, fresh: bool = False) -> str:
     The description, the timeout, the thread count and the requested (vs resolved) device are
     left out of the hash: changing them resumes the same run (timed-out trials then run again).
     """
-    from .seeds import digest
+    from ..seeds import digest
 
     ident = {k: v for k, v in config_dict.items() if k not in _NOT_IN_RUN_ID}
     run_id = f"{config_dict['name']}-{digest(ident)[:10]}"

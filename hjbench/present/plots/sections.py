@@ -26,8 +26,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._style import FULL_WIDTH, TRUTH_COLOR, MethodStyle, paper_context
-from ._common import FORMATS, FigureResult, new_figure, save_figure
+from ..style import FULL_WIDTH
+from ..style import TRUTH_COLOR
+from ..style import MethodStyle
+from ..style import paper_context
+from ._common import FORMATS
+from ._common import FigureResult
+from ._common import new_figure
+from ._common import save_figure
 
 __all__ = ["section_values", "truth_values", "plot_sections", "cross_section_figure", "sections_from_table",
            "write_sections", "load_sections"]
@@ -40,7 +46,7 @@ _TRUTH = {"psi": ("potential", "-", r"$\psi$"), "J": ("prior", "-", r"$J$"),
 
 
 def _points(dim: int, box: float, n_points: int, dtype, device):
-    from ..data import cross_sections
+    from ...data import cross_sections
 
     return cross_sections(dim, box=box, n_points=n_points, dtype=dtype, device=device)
 
@@ -204,7 +210,7 @@ def sections_from_table(table: pd.DataFrame, out_dir: Path | str, *, box: float 
 
     ``methods``: every method of the run; those without a curve get a note in the caption.
     """
-    from .. import priors
+    from ... import priors
 
     out = []
     keys = ["prior", "prior_params", "dim", "t"]

@@ -7,7 +7,7 @@ psi convex on R^n, psi_N(x) = max_k { psi(x_k) + <grad psi(x_k), x - x_k> } the 
 * smooth regime (grad psi L-Lipschitz on the box):   E[(psi - psi_N)^2] <= (L^2 / 4) E[d^4]
 * Lipschitz regime (||grad psi|| <= G on the box):      E[(psi - psi_N)^2] <= 4 G^2 E[d^2]
 
-with E[d^p] bounded by :func:`~hjbench.bounds.geometry.nearest_distance_moment_bound`. Hence
+with E[d^p] bounded by :func:`~hjbench.score.bounds.geometry.nearest_distance_moment_bound`. Hence
 the forward MSE decays like N^{-4/n} (smooth) or N^{-2/n} (Lipschitz): those are the
 theoretical log-log slopes. The same constants divided by t^2 bound the prior error
 E[(J_bvs(y) - J_N(y))^2] at y = prox(x) (docs/bounds.md, section 5).
@@ -19,8 +19,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError, check_choice, check_int, check_positive
-from .geometry import _moment_bound, log_coverage_rate, log_unit_ball_volume
+from ...errors import ConfigError, check_choice, check_int, check_positive
+from .geometry import _moment_bound
+from .geometry import log_coverage_rate
+from .geometry import log_unit_ball_volume
 
 __all__ = [
     "BOUND_REGIMES",

@@ -10,10 +10,22 @@ on log axes, outputs a method does not provide). matplotlib is imported, and the
 backend selected, only when a figure is drawn.
 """
 
-from ._common import FAMILIES, FigureResult, load_run_trials, load_summary
-from .cost import cost_figures, eval_time_bars, fit_time
-from .error import bound_ratio, error_figures, error_vs_n, run_figure
-from .sections import cross_section_figure, load_sections, section_values, sections_from_table, write_sections
+from ._common import FAMILIES
+from ._common import FigureResult
+from ._common import load_run_trials
+from ._common import load_summary
+from .cost import cost_figures
+from .cost import eval_time_bars
+from .cost import fit_time
+from .error import bound_ratio
+from .error import error_figures
+from .error import error_vs_n
+from .error import run_figure
+from .sections import cross_section_figure
+from .sections import load_sections
+from .sections import section_values
+from .sections import sections_from_table
+from .sections import write_sections
 
 __all__ = ["FigureResult", "FAMILIES", "load_summary", "load_run_trials", "error_vs_n",
            "error_figures", "bound_ratio", "run_figure", "fit_time", "eval_time_bars",

@@ -27,7 +27,7 @@ SUMMARY_COLUMNS = CELL_KEYS + ("metric", "median", "ci_low", "ci_high", "mean", 
 
 def summary_metrics() -> list[str]:
     """The numeric metric columns summarised (every float metric of the schema)."""
-    from .metrics import METRIC_COLUMNS
+    from ..score.metrics import METRIC_COLUMNS
 
     return [c for c in METRIC_COLUMNS if c not in ("bound_name", "bound_holds", "cert_holds")]
 
@@ -64,7 +64,7 @@ def summarize(trials, *, n_boot: int = 2000, seed: int = 0):
     """Long-format summary of a trials DataFrame (one row per cell x metric)."""
     import pandas as pd
 
-    from .seeds import stable_int
+    from ..seeds import stable_int
 
     metrics = [m for m in summary_metrics() if m in trials.columns]
     rows = []

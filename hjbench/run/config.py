@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["Component", "GridConfig", "load_config", "apply_overrides", "validate", "read_toml"]
 
@@ -293,9 +293,9 @@ def _build(path: str, name: str | None, build) -> Any:
 
 def validate(raw: dict) -> GridConfig:
     """Check every key of a raw grid dictionary and build a :class:`GridConfig`."""
-    from . import methods as method_registry, priors as prior_registry
-    from .data import REGIMES, provides_regime
-    from .methods.training import BUDGET_DEFAULTS, check_budget
+    from .. import methods as method_registry, priors as prior_registry
+    from ..data import REGIMES, provides_regime
+    from ..methods.training import BUDGET_DEFAULTS, check_budget
 
     for key, value in raw.items():
         if key not in _TOP:

@@ -1,0 +1,1 @@
+"""Presenting results: summaries, tables, figures and the HTML report."""

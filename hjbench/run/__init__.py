@@ -1,0 +1,1 @@
+"""Running a grid: configuration, grid expansion, executors, the run folder and the runner."""
