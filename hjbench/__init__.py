@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SUBMODULES = {"priors", "data", "nets", "methods", "training", "run", "score", "present",
                "errors", "solve", "registry", "seeds", "ops", "downstream", "interop"}

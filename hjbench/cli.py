@@ -18,10 +18,13 @@ resumes; ``--fresh`` starts a new id with a timestamp; ``--out`` names the folde
 
 Exit codes:
     0    every trial ok (or skipped)
-    1    some trials failed or timed out (the run went on; see the printed lines and ``message``)
+    1    some trials failed, diverged, timed out, crashed or ran out of memory (the run went on;
+         see the printed lines and ``message``)
     2    bad configuration or input (one line ``error: ...`` on stderr; nothing written)
     3    check-bound found a bound violation
-    130  interrupted (finished trials are on disk; the same command resumes)
+    4    check-bound: no violation, but a guaranteed cell could not be judged
+    130  interrupted by SIGINT (finished trials are on disk; the same command resumes)
+    143  terminated by SIGTERM (as 130; what batch schedulers send)
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ from typing import Optional
 
 import typer
 
-from .errors import ConfigError
+from .errors import ConfigError, RunError
 
-EXIT_CODES = ("Exit codes: 0 all trials ok; 1 some trials failed or timed out; 2 bad configuration "
-              "or input (one line on stderr, nothing written); 3 check-bound found a bound violation; "
-              "130 interrupted (finished trials are kept; rerun the same command to resume).")
+EXIT_CODES = ("Exit codes: 0 all trials ok; 1 some trials failed, diverged, timed out, crashed or ran out of "
+              "memory; 2 bad configuration or input (one line on stderr, nothing written); 3 check-bound found "
+              "a bound violation; 4 check-bound could not judge a guaranteed cell; 130 interrupted (SIGINT) and "
+              "143 terminated (SIGTERM): finished trials are kept, rerun the same command to resume.")
 
 app = typer.Typer(name="hjbench", help="Benchmark learned proximal operators and priors (Hamilton-Jacobi "
                   "method and baselines) over a grid of priors, dimensions and sample counts.",
@@ -60,10 +64,10 @@ def _console(stderr: bool = False):
 
 @contextmanager
 def _bad_input():
-    """ConfigError -> one line 'error: ...' on stderr and exit code 2."""
+    """ConfigError / RunError -> one line 'error: ...' on stderr and exit code 2."""
     try:
         yield
-    except ConfigError as exc:
+    except (ConfigError, RunError) as exc:
         typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(2) from None
 
@@ -77,8 +81,10 @@ def _config_path(path: Path) -> Path:
 
 
 def _run_dir(run: str) -> Path:
+    from .run.folder import is_run_folder
+
     for cand in (Path(run), Path("results") / run):
-        if any((cand / f).exists() for f in ("run.json", "trials.jsonl", "trials.parquet")):
+        if is_run_folder(cand):
             return cand
     raise ConfigError(f"RUN={run!r}: no run folder with run.json or trials.jsonl there or under results/; "
                       "allowed: a run folder path or a run id under results/")
@@ -135,12 +141,18 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="print the expanded grid; run and write nothing"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show the progress bar"),
     figure: bool = typer.Option(True, "--figure/--no-figure", help="draw error against n_samples at the end"),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", metavar="N",
+                                       help="worker processes (default: the number of cores; 0: inline, no isolation)"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS",
+                                            help="run on an existing Dask cluster, e.g. tcp://host:8786"),
+    allow_code_change: bool = typer.Option(False, "--allow-code-change",
+                                           help="resume a run folder written by other code (marked mixed)"),
 ) -> None:
     """Run a grid of trials; resumes a previous run of the same configuration."""
     from .present import summary as analysis
     from .run import folder as results
     from .run.config import load_config
-    from .run.runner import expand
+    from .run.grid import expand
     from .run.runner import run_grid
 
     console = _console()
@@ -154,12 +166,17 @@ def run(
         if dry_run:
             _dry_run(cfg, run_dir, expand(cfg, run_id), console)
             return
+        if jobs is not None and not 0 <= jobs <= 1024:
+            raise ConfigError(f"--jobs={jobs} is out of range; allowed: 0 (inline) to 1024 worker processes")
+        _check_out(run_dir)
         outcome = run_grid(cfg, run_dir, run_id=run_id, command=sys.argv, console=console,
-                           show_progress=progress)
+                           show_progress=progress, jobs=jobs, scheduler=scheduler,
+                           allow_code_change=allow_code_change)
     counts = ", ".join(f"{v} {k}" for k, v in outcome.counts.items() if v)
-    if outcome.interrupted:
-        console.print(f"interrupted: {counts}; finished trials are in {run_dir}; run the same command to resume")
-        raise typer.Exit(130)
+    if outcome.interrupted or outcome.terminated:
+        console.print(f"{'terminated' if outcome.terminated else 'interrupted'}: {counts}; finished trials are "
+                      f"in {run_dir}; run the same command to resume")
+        raise typer.Exit(outcome.exit_code)
     summary = analysis.summarize(outcome.trials)
     results.write_parquet(summary, run_dir / "summary.parquet")
     if figure:
@@ -178,13 +195,25 @@ def run(
     raise typer.Exit(outcome.exit_code)
 
 
+def _check_out(run_dir: Path) -> None:
+    """--out must be a folder that exists and is writable, or one that can be created."""
+    import os
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out={str(run_dir)!r} is a file; allowed: a folder (existing or new)")
+    probe = run_dir if run_dir.exists() else next((p for p in run_dir.parents if p.exists()), Path("."))
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out={str(run_dir)!r}: {str(probe)!r} is not a writable folder; allowed: a "
+                          "folder this user can write")
+
+
 def _dry_run(cfg, run_dir: Path, trials, console) -> None:
     import pandas as pd
 
-    from .run.folder import read_jsonl
+    from .run.folder import RunFolder
 
-    done = {r.get("trial_id") for r in read_jsonl(run_dir / "trials.jsonl") if r.get("status") == "ok"}
-    df = pd.DataFrame([{**t.identity, "done": t.trial_id in done} for t in trials])
+    done = RunFolder(run_dir).settled()
+    df = pd.DataFrame([{**t.identity.row(), "done": t.trial_id in done} for t in trials])
     grid = (df.groupby(["prior", "dim", "n_samples"], sort=False)
               .agg(methods=("method", "nunique"), repetitions=("repetition", "nunique"),
                    trials=("trial_id", "size"), resumed=("done", "sum")).reset_index())
@@ -296,14 +325,18 @@ def report(run: str = typer.Argument(..., help="run folder or run id under resul
 
 
 @app.command("sys-info")
-def sys_info() -> None:
+def sys_info(as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table")) -> None:
     """Versions, git state, CPU/GPU and thread counts of this machine."""
     import json
 
-    from .run.folder import environment
+    from .run.provenance import environment
 
     env = environment()
-    env["git"] = json.dumps(env["git"])
+    git = env.pop("git")
+    env["git_commit"], env["git_dirty"] = git.get("commit"), git.get("dirty")
+    if as_json:
+        typer.echo(json.dumps(env, indent=2))
+        return
     console = _console()
     for key, value in env.items():
         console.print(f"{key:>22}: {value}")
@@ -314,7 +347,7 @@ def main() -> None:
     ConfigError escaping a command becomes its one line and exit 2."""
     try:
         app()
-    except ConfigError as exc:
+    except (ConfigError, RunError) as exc:
         typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -8,15 +8,17 @@ user can act on (house style, principle 15).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a tensor is checked, so `hjbench --help` stays fast
+    import torch
 
 __all__ = [
     "HJBenchError",
     "ConfigError",
     "NotFittedError",
     "NotProvidedError",
+    "RunError",
     "check_choice",
     "check_positive",
     "check_int",
@@ -39,6 +41,11 @@ class NotFittedError(HJBenchError, RuntimeError):
 
 class NotProvidedError(HJBenchError, NotImplementedError):
     """A method was asked for an output it declares it does not provide (e.g. a prior)."""
+
+
+class RunError(HJBenchError):
+    """A run folder, or a file in it, cannot be used: missing, unreadable, foreign, another
+    schema version, or locked by another run. The message says which file and what to do."""
 
 
 def _fmt(value: Any) -> str:
@@ -78,11 +85,13 @@ def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
     return value
 
 
-def check_points(name: str, x: Any, dim: int) -> torch.Tensor:
+def check_points(name: str, x: Any, dim: int) -> "torch.Tensor":
     """Check that ``x`` is a floating tensor of shape (..., dim); no silent broadcasting.
 
     Returns ``x`` unchanged (never a copy, never with ``requires_grad`` flipped).
     """
+    import torch
+
     if not isinstance(x, torch.Tensor):
         raise ConfigError(f"{name} must be a torch.Tensor of shape (..., {dim}), got {type(x).__name__}")
     if not x.is_floating_point():
@@ -94,8 +103,10 @@ def check_points(name: str, x: Any, dim: int) -> torch.Tensor:
     return x
 
 
-def check_finite(name: str, x: torch.Tensor) -> torch.Tensor:
+def check_finite(name: str, x: "torch.Tensor") -> "torch.Tensor":
     """Raise if ``x`` holds NaN or infinite entries."""
+    import torch
+
     if not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
         raise ConfigError(f"{name} holds {bad} NaN or infinite entries; all values must be finite")

@@ -18,6 +18,7 @@ the same seed on every machine, in every process, in every Python version.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -32,6 +33,8 @@ def _plain(value: Any) -> Any:
     """Map tuples/sets/paths/non-finite floats to JSON-stable plain values."""
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)  # "nan", "inf": JSON has no literal for them
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -16,12 +16,13 @@ import pytest
 from rich.console import Console
 
 import hjbench.methods as methods
+from hjbench import SCHEMA_VERSION
 from hjbench.run import folder as results
 from hjbench.run.config import load_config
 from hjbench.run.config import validate
-from hjbench.errors import ConfigError
+from hjbench.errors import ConfigError, RunError
 from hjbench.methods.base import AbstractMethod
-from hjbench.run.runner import expand
+from hjbench.run.grid import expand
 from hjbench.run.runner import run_grid
 from hjbench.seeds import data_seed, method_seed
 
@@ -36,9 +37,10 @@ def _cfg(**kw):
     return validate(raw)
 
 
-def _run(cfg, run_dir: Path):
+def _run(cfg, run_dir: Path, jobs: int = 0):
+    """Inline (jobs=0) by default: the stand-ins below are registered in this process only."""
     console = Console(file=io.StringIO(), width=200)
-    outcome = run_grid(cfg, run_dir, run_id=run_dir.name, console=console, show_progress=False)
+    outcome = run_grid(cfg, run_dir, run_id=run_dir.name, console=console, show_progress=False, jobs=jobs)
     return outcome, console.file.getvalue()
 
 
@@ -96,7 +98,7 @@ def test_rows_schema_run_json_and_resume(tmp_path):
     assert torch.get_num_threads() == threads  # the run's thread count is restored
     assert out.exit_code == 0 and out.counts["ok"] == 8 and out.n_resumed == 0
     rows = _jsonl(tmp_path / "run")
-    assert len(rows) == 8 and all(r["schema_version"] == 1 and r["status"] == "ok" for r in rows)
+    assert len(rows) == 8 and all(r["schema_version"] == SCHEMA_VERSION and r["status"] == "ok" for r in rows)
     df = results.load_trials(tmp_path / "run")
     assert list(df.columns) == list(results.trial_columns())
     assert list(results.load_trials(tmp_path / "run").columns) == list(
@@ -126,7 +128,8 @@ def test_failure_becomes_a_row_and_resume_reruns_it(tmp_path, standin):
     flaky = standin("_test_runner_flaky", fail=True)
     cfg = _cfg(methods=["_test_runner_flaky", "hj"])
     out, printed = _run(cfg, tmp_path / "run")
-    assert out.exit_code == 1 and out.counts == {"ok": 2, "failed": 2, "skipped": 0, "timeout": 0, "pending": 0}
+    assert out.exit_code == 1 and out.counts == {"ok": 2, "failed": 2, "skipped": 0, "timeout": 0, "diverged": 0,
+                                                 "crashed": 0, "oom": 0, "pending": 0}
     failed = out.trials[out.trials["status"] == "failed"]
     assert set(failed["message"]) == {"RuntimeError: boom second line"}
     assert failed["prox_mse"].isna().all()
@@ -136,17 +139,12 @@ def test_failure_becomes_a_row_and_resume_reruns_it(tmp_path, standin):
     assert again.exit_code == 0 and again.n_resumed == 2 and again.counts["ok"] == 4
 
 
-def test_skip_and_timeout(tmp_path, standin):
+def test_skip_is_a_row_with_its_reason(tmp_path, standin):
     standin("_test_runner_skipper", skip_reason="needs cuda")
-    standin("_test_runner_sleeper", sleep=5.0)
-    start = time.perf_counter()
-    out, printed = _run(_cfg(methods=["_test_runner_skipper", "_test_runner_sleeper"], n_samples=[16],
-                             timeout_s=0.3), tmp_path / "run")
-    assert time.perf_counter() - start < 4.0  # the deadline interrupted the sleeping fit
+    out, printed = _run(_cfg(methods=["_test_runner_skipper"], n_samples=[16]), tmp_path / "run")
     status = dict(zip(out.trials["method"], zip(out.trials["status"], out.trials["message"])))
     assert status["_test_runner_skipper"] == ("skipped", "needs cuda")
-    assert status["_test_runner_sleeper"][0] == "timeout" and "timeout_s=0.3" in status["_test_runner_sleeper"][1]
-    assert out.exit_code == 1 and "timeout: _test_runner_sleeper" in printed
+    assert out.exit_code == 0
 
 
 def test_half_written_last_line_is_ignored_with_a_warning(tmp_path):
@@ -165,7 +163,7 @@ def test_half_written_last_line_is_ignored_with_a_warning(tmp_path):
 
 def test_out_folder_of_another_grid_is_refused(tmp_path):
     _run(_cfg(), tmp_path / "run")
-    with pytest.raises(ConfigError, match="another configuration"):
+    with pytest.raises(RunError, match="another configuration"):
         _run(_cfg(seed=1), tmp_path / "run")
 
 
@@ -176,10 +174,10 @@ def test_seeds_depend_on_every_input_and_are_stable_across_processes():
         seeds.add(data_seed(*base[:i], other, *base[i + 1:]))
     assert len(seeds) == 10 and method_seed(1, "hj") != method_seed(1, "lpn")
     cfg = load_config(ROOT / "configs" / "smoke.toml", {"device": "cpu"})
-    here = [[t.trial_id, t.identity["seed"], t.identity["method_seed"]] for t in expand(cfg)]
-    code = ("import json; from hjbench.run.config import load_config; from hjbench.run.runner import expand; "
+    here = [[t.trial_id, t.identity.seed, t.identity.method_seed] for t in expand(cfg)]
+    code = ("import json; from hjbench.run.config import load_config; from hjbench.run.grid import expand; "
             f"cfg = load_config({str(ROOT / 'configs' / 'smoke.toml')!r}, {{'device': 'cpu'}}); "
-            "print(json.dumps([[t.trial_id, t.identity['seed'], t.identity['method_seed']] for t in expand(cfg)]))")
+            "print(json.dumps([[t.trial_id, t.identity.seed, t.identity.method_seed] for t in expand(cfg)]))")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "12345", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -237,7 +235,7 @@ def test_sigint_then_sigkill_then_resume_loses_no_finished_trial(tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}", "HJBENCH_PLUGINS": "hjb_test_plugin",
            "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "hjbench", "run", "--config", "grid.toml", "--out", str(run_dir), "--no-progress",
-           "--no-figure"]
+           "--no-figure", "--jobs", "2"]
     popen = lambda: subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,  # noqa: E731
                                      stderr=subprocess.PIPE, text=True)
 
@@ -256,7 +254,7 @@ def test_sigint_then_sigkill_then_resume_loses_no_finished_trial(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     with open(jsonl, "a") as fh:  # as if killed mid-write
-        fh.write('{"schema_version": 1, "trial_id": "dead')
+        fh.write('{"schema_version": 2, "trial_id": "dead')
     finished = [json.loads(line)["trial_id"] for line in jsonl.read_text().splitlines()[:-1]]
     assert after_int <= set(finished)
 
@@ -275,8 +273,8 @@ def test_prior_identity_is_per_dim_and_independent_of_other_dims():
     cell's data seed is the same whether or not the grid holds other dims."""
     both = expand(_cfg(dims=[2, 4], priors=["minplus"], n_samples=[16]))
     alone = expand(_cfg(dims=[4], priors=["minplus"], n_samples=[16]))
-    by_dim = {t.identity["dim"]: t.identity for t in both}
-    assert len(json.loads(by_dim[4]["prior_params"])["mus"][1]) == 4
-    assert len(json.loads(by_dim[2]["prior_params"])["mus"][1]) == 2
-    assert alone[0].identity["seed"] == by_dim[4]["seed"]
-    assert alone[0].identity["prior_params"] == by_dim[4]["prior_params"]
+    by_dim = {t.identity.dim: t.identity for t in both}
+    assert len(json.loads(by_dim[4].prior_params)["mus"][1]) == 4
+    assert len(json.loads(by_dim[2].prior_params)["mus"][1]) == 2
+    assert alone[0].identity.seed == by_dim[4].seed
+    assert alone[0].identity.prior_params == by_dim[4].prior_params

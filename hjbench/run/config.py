@@ -57,10 +57,27 @@ from ..errors import ConfigError
 __all__ = ["Component", "GridConfig", "load_config", "apply_overrides", "validate", "read_toml"]
 
 _TOP = ("name", "description", "seed", "repetitions", "dims", "n_samples", "n_samples_by_dim", "t",
-        "regime", "box", "n_test", "n_cross", "device", "dtype", "threads", "timeout_s", "budget",
-        "methods", "priors", "method_params", "prior_params")
+        "regime", "box", "n_test", "n_cross", "device", "dtype", "threads", "timeout_s", "memory_limit_mb",
+        "opt_limited_ratio", "backends", "budget", "methods", "priors", "method_params", "prior_params")
+# sane upper bounds of every integer key: a typo of a few zeros fails here, not an hour later
+LIMITS = {"seed": 2**62, "repetitions": 1000, "dims": 4096, "n_samples": 10**7, "n_test": 10**6,
+          "n_cross": 10**5, "threads": 1024}
+BACKENDS = ("torch", "jax")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: dataclasses (a Budget) become dicts, int keys become strings."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _fmt(value: Any) -> str:
@@ -78,7 +95,7 @@ def _fail(path: str, value: Any, rule: str, allowed: Any) -> NoReturn:
 class Component:
     """A method or prior of the grid: ``params`` are passed to the constructor, ``resolved``
     is what the built object reports (``get_params()``; for a prior ``params()`` per dim, keyed
-    by ``str(dim)``), i.e. its identity."""
+    by the int dim), i.e. its identity."""
 
     name: str
     params: dict = field(default_factory=dict)
@@ -108,17 +125,22 @@ class GridConfig:
     budget: dict
     methods: tuple[Component, ...]
     priors: tuple[Component, ...]
+    memory_limit_mb: float | None = None
+    opt_limited_ratio: float = 0.5
+    backends: tuple[str, ...] = ("torch",)
 
     def to_dict(self) -> dict:
         """The resolved configuration (JSON-ready); its hash names the run."""
-        comp = lambda cs: [{"name": c.name, "params": c.params, "resolved": c.resolved} for c in cs]  # noqa: E731
+        comp = lambda cs: [{"name": c.name, "params": _plain(c.params), "resolved": _plain(c.resolved)}  # noqa: E731
+                           for c in cs]
         return {"name": self.name, "description": self.description, "seed": self.seed,
                 "repetitions": self.repetitions, "dims": list(self.dims),
                 "n_samples": {str(d): list(ns) for d, ns in self.n_samples.items()}, "t": self.t,
                 "regime": self.regime, "box": self.box, "n_test": self.n_test, "n_cross": self.n_cross,
                 "device": self.device, "device_requested": self.device_requested, "dtype": self.dtype,
                 "threads": self.threads, "timeout_s": self.timeout_s, "budget": self.budget,
-                "methods": comp(self.methods), "priors": comp(self.priors)}
+                "memory_limit_mb": self.memory_limit_mb, "opt_limited_ratio": self.opt_limited_ratio,
+                "backends": list(self.backends), "methods": comp(self.methods), "priors": comp(self.priors)}
 
     @property
     def n_trials(self) -> int:
@@ -131,9 +153,11 @@ def read_toml(path: str | Path) -> dict:
     """Parse a TOML file; a syntax error becomes one ConfigError line with its line number."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         _fail("--config", str(path), f"cannot read the file ({exc.strerror or exc})", "a readable TOML file")
+    except UnicodeDecodeError as exc:
+        _fail("--config", str(path), f"is not UTF-8 text (byte {exc.start})", "a UTF-8 TOML file")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -198,17 +222,28 @@ def apply_overrides(raw: dict, overrides: dict[str, Any] | None) -> dict:
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> GridConfig:
     """Read, override and validate a grid file; raises ConfigError before anything runs."""
+    from .validate import validate
+
     raw = read_toml(path)
     raw.setdefault("name", Path(path).stem)
     return validate(apply_overrides(raw, overrides))
 
 
+def validate(raw: dict) -> GridConfig:
+    """Check every key of a raw grid dictionary (see :func:`hjbench.run.validate.validate`)."""
+    from .validate import validate as _validate
+
+    return _validate(raw)
+
+
 # -- validation ---------------------------------------------------------------------------------
-def _int(path: str, value: Any, minimum: int) -> int:
+def _int(path: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    maximum = maximum if maximum is not None else LIMITS.get(path.split("[")[0].split(".")[0])
+    allowed = f"integers >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
     if isinstance(value, bool) or not isinstance(value, int):
-        _fail(path, value, "must be an integer", f"integers >= {minimum}")
-    if value < minimum:
-        _fail(path, value, f"must be >= {minimum}", f"integers >= {minimum}")
+        _fail(path, value, "must be an integer", allowed)
+    if value < minimum or (maximum is not None and value > maximum):
+        _fail(path, value, "is out of range", allowed)
     return value
 
 
@@ -291,88 +326,3 @@ def _build(path: str, name: str | None, build) -> Any:
         raise ConfigError(f"config: {where}: {type(exc).__name__}: {exc}") from None
 
 
-def validate(raw: dict) -> GridConfig:
-    """Check every key of a raw grid dictionary and build a :class:`GridConfig`."""
-    from .. import methods as method_registry, priors as prior_registry
-    from ..data import REGIMES, provides_regime
-    from ..methods.training import BUDGET_DEFAULTS, check_budget
-
-    for key, value in raw.items():
-        if key not in _TOP:
-            _fail(key, value, "unknown key", _TOP)
-    for key in ("dims", "methods", "priors"):
-        if key not in raw:
-            _fail(key, None, "is required", "see configs/default.toml")
-    name = raw.get("name", "grid")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        _fail("name", name, "must be a non-empty string of letters, digits, _ . -", "e.g. default")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        _fail("description", description, "must be a string", "free text")
-    dims = _int_tuple("dims", raw["dims"])
-    by_dim_raw = raw.get("n_samples_by_dim", {})
-    if not isinstance(by_dim_raw, dict):
-        _fail("n_samples_by_dim", by_dim_raw, "must be a table dim -> list of ints", '{"2" = [20000]}')
-    by_dim = {}
-    for key, value in by_dim_raw.items():
-        if not str(key).isdigit() or int(key) < 1:
-            _fail(f"n_samples_by_dim.{key}", value, "key must be a dim (integer >= 1)", "e.g. 2 = [20000]")
-        by_dim[int(key)] = _int_tuple(f"n_samples_by_dim.{key}", value)
-    common = _int_tuple("n_samples", raw["n_samples"]) if "n_samples" in raw else None
-    n_samples = {}
-    for d in dims:
-        if d not in by_dim and common is None:
-            _fail("n_samples", None, f"is required (dim {d} is not in n_samples_by_dim)", "e.g. [100, 300]")
-        n_samples[d] = by_dim.get(d, common)
-    t = _number("t", raw.get("t", 1.0))
-    regime = _str_choice("regime", raw.get("regime", "values_and_gradients"), REGIMES)
-    device_req = _str_choice("device", raw.get("device", "auto"), DEVICES)
-    device = device_req
-    if device_req in ("auto", "cuda"):
-        import torch
-
-        available = torch.cuda.is_available()
-        if device_req == "cuda" and not available:
-            _fail("device", "cuda", "CUDA is not available here (torch.cuda.is_available() is False)",
-                  "auto, cpu")
-        device = "cuda" if available else "cpu"
-    timeout = raw.get("timeout_s")
-    budget = raw.get("budget", {})
-    if not isinstance(budget, dict):
-        _fail("budget", budget, "must be a table", sorted(BUDGET_DEFAULTS))
-    for key, value in budget.items():
-        if key not in BUDGET_DEFAULTS:
-            _fail(f"budget.{key}", value, "unknown key", sorted(BUDGET_DEFAULTS))
-    budget = {k: _none(v) for k, v in budget.items()}
-    _build("budget", None, lambda: check_budget(**{**BUDGET_DEFAULTS, **budget}))
-
-    method_list = []
-    for i, (mname, params) in enumerate(_entries("methods", raw["methods"], method_registry.METHODS,
-                                                    raw.get("method_params", {}))):
-        takes = _checked_params(f"methods[{i}]", "method", mname, method_registry.entry(mname).cls, params)
-        full = {**{k: v for k, v in budget.items() if k in takes or "*" in takes}, **params}
-        method = _build(f"methods[{i}].params", mname, lambda: method_registry.get(mname, **full))
-        if not provides_regime(regime, method.data_regime):
-            _fail("regime", regime, f"cannot serve method {mname!r}, which needs {method.data_regime!r} data",
-                  sorted({method.data_regime, "values_and_gradients"}))
-        method_list.append(Component(mname, full, dict(method.get_params())))
-
-    prior_list = []
-    for i, (pname, params) in enumerate(_entries("priors", raw["priors"], prior_registry.PRIORS,
-                                                    raw.get("prior_params", {}))):
-        _checked_params(f"priors[{i}]", "prior", pname, prior_registry.entry(pname).cls, params, ("dim", "t"))
-        built = [_build(f"priors[{i}].params at dim={d}, t={t}", pname,
-                        lambda d=d: prior_registry.get(pname, dim=d, t=t, **params)) for d in dims]
-        # a family's resolved parameters may depend on dim (minplus: mu_2 = 1/sqrt(dim)), so the
-        # identity is kept per dim: the data seed of a cell must not depend on the grid's other dims
-        prior_list.append(Component(pname, params, {str(d): dict(b.params()) for d, b in zip(dims, built)}))
-
-    return GridConfig(
-        name=name, description=description, seed=_int("seed", raw.get("seed", 0), 0),
-        repetitions=_int("repetitions", raw.get("repetitions", 1), 1), dims=dims, n_samples=n_samples,
-        t=t, regime=regime, box=_number("box", raw.get("box", 4.0)),
-        n_test=_int("n_test", raw.get("n_test", 2000), 1), n_cross=_int("n_cross", raw.get("n_cross", 401), 2),
-        device=device, device_requested=device_req, dtype=_str_choice("dtype", raw.get("dtype", "float32"), DTYPES),
-        threads=_int("threads", raw.get("threads", 1), 1),
-        timeout_s=None if timeout is None else _number("timeout_s", timeout), budget=budget,
-        methods=tuple(method_list), priors=tuple(prior_list))

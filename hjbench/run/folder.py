@@ -1,61 +1,58 @@
-"""Run folders and result files (the schema lives in docs: results/README.md, schema_version 1).
+"""The run folder: the one owner of every path, reader and writer of a run (results/README.md).
 
 Layout of ``results/<run-id>/``::
 
-    run.json          resolved config, command line, versions, git, hardware, times, counts
+    run.json          resolved config, command line, versions, code version, hardware, times, counts
     trials.jsonl      one JSON object per finished trial, appended, flushed and fsync'ed
     trials.parquet    the same rows (last row per trial_id), rewritten atomically
     summary.parquet   per-cell statistics (hjbench.present.summary.summarize)
-    figures/          error against n_samples (hjbench.present.plots.error_vs_n)
+    sections/         cross-sections of fitted methods, one parquet file per trial
+    figures/ tables/ report/ bound_report.md     written by the presenting commands
+    .lock             held (flock) by the one process writing the run
 
-``trials.jsonl`` is the source of truth: a killed run loses at most the trial that was
+``trials.jsonl`` is the source of truth: a killed run loses at most the trials that were
 running. A half-written last line (the process died mid-write) is ignored with a warning on
-reading and cut off before the next append. NaN is written as JSON ``null``.
+reading and cut off before the next append. NaN is written as JSON ``null``. Only the driver
+process writes; workers return rows as values.
+
+Every reader checks ``schema_version`` and the columns: a foreign, corrupt or newer file is
+one :class:`~hjbench.errors.RunError` line naming the file and what to do, never a traceback
+or a report built from garbage.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
+import fcntl
 import json
 import math
 import os
-import platform
-import subprocess
-import sys
 import warnings
-from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .. import SCHEMA_VERSION
+from ..errors import RunError
 
-__all__ = ["IDENTITY_COLUMNS", "STATUS_COLUMNS", "STATUSES", "trial_columns", "run_id_for",
-           "atomic_write_bytes", "write_run_json", "read_run_json", "environment", "append_trial",
-           "repair_jsonl", "read_jsonl", "load_trials", "compact", "write_parquet"]
+__all__ = ["IDENTITY_COLUMNS", "STATUS_COLUMNS", "STATUSES", "RETRIED_ONCE", "RunFolder", "trial_columns",
+           "run_id_for", "atomic_write_bytes", "load_trials", "write_parquet", "is_run_folder"]
 
-IDENTITY_COLUMNS = ("schema_version", "run_id", "trial_id", "method", "method_params", "prior",
-                    "prior_params", "dim", "n_samples", "repetition", "seed", "method_seed", "t",
+IDENTITY_COLUMNS = ("schema_version", "run_id", "trial_id", "code_version", "method", "method_params",
+                    "prior", "prior_params", "dim", "n_samples", "repetition", "seed", "method_seed", "t",
                     "regime", "box", "device", "dtype")
 STATUS_COLUMNS = ("status", "message")
-STATUSES = ("ok", "failed", "skipped", "timeout")
+STATUSES = ("ok", "skipped", "failed", "diverged", "timeout", "crashed", "oom")
+RETRIED_ONCE = ("crashed", "oom", "timeout")  # a resume retries these once, then keeps the row
 _INT_COLUMNS = ("schema_version", "dim", "n_samples", "repetition", "seed", "method_seed")
-_STR_COLUMNS = ("run_id", "trial_id", "method", "method_params", "prior", "prior_params", "regime",
-                "device", "dtype", "bound_name", "status", "message")
-_BOOL_COLUMNS = ("bound_holds", "cert_holds")
+_STR_COLUMNS = ("run_id", "trial_id", "code_version", "method", "method_params", "prior", "prior_params",
+                "regime", "device", "dtype", "status", "message")
+_NOT_IN_RUN_ID = ("description", "timeout_s", "threads", "device_requested")  # performance/notes only
 
 
 def trial_columns() -> tuple[str, ...]:
-    """Every column of a trial row, in schema order."""
+    """Every column of a trial row, in schema order (identity, metrics, status)."""
     from ..score.metrics import METRIC_COLUMNS
 
-    return IDENTITY_COLUMNS + METRIC_COLUMNS + STATUS_COLUMNS
-
-
-def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-_NOT_IN_RUN_ID = ("description", "timeout_s", "threads", "device_requested")  # performance/notes only
+    return IDENTITY_COLUMNS + tuple(METRIC_COLUMNS) + STATUS_COLUMNS
 
 
 def run_id_for(config_dict: dict, fresh: bool = False) -> str:
@@ -63,7 +60,11 @@ def run_id_for(config_dict: dict, fresh: bool = False) -> str:
 
     The description, the timeout, the thread count and the requested (vs resolved) device are
     left out of the hash: changing them resumes the same run (timed-out trials then run again).
+    Every other setting (seeds, grid, budget, method and prior parameters, t, box, n_test,
+    dtype, device, thresholds) can change a result and is in the hash.
     """
+    import datetime as _dt
+
     from ..seeds import digest
 
     ident = {k: v for k, v in config_dict.items() if k not in _NOT_IN_RUN_ID}
@@ -73,16 +74,46 @@ def run_id_for(config_dict: dict, fresh: bool = False) -> str:
     return run_id
 
 
-# -- atomic files ------------------------------------------------------------------------------------
+# -- durable files -----------------------------------------------------------------------------
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _tmp_name(path: Path) -> Path:
+    """A sibling name no other process or thread can share (pid and a random suffix)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary sibling, fsync it, then ``os.replace`` it onto ``path``."""
+    """Write to a private temporary sibling, fsync it, rename it onto ``path``, fsync the folder."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = _tmp_name(path)
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def write_parquet(df, path: Path) -> None:
+    """Write a DataFrame to parquet atomically and durably (as :func:`atomic_write_bytes`)."""
+    path = Path(path)
+    tmp = _tmp_name(path)
+    df.to_parquet(tmp, index=False)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
 
 
 def _jsonable(value: Any) -> Any:
@@ -97,109 +128,224 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_run_json(run_dir: Path, info: dict) -> None:
-    text = json.dumps(_jsonable({"schema_version": SCHEMA_VERSION, **info}), indent=2, sort_keys=False)
-    atomic_write_bytes(Path(run_dir) / "run.json", (text + "\n").encode())
+def is_run_folder(path: Path) -> bool:
+    return any((Path(path) / f).exists() for f in ("run.json", "trials.jsonl", "trials.parquet"))
 
 
-def read_run_json(run_dir: Path) -> dict:
-    path = Path(run_dir) / "run.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+class RunFolder:
+    """Paths, readers and writers of one run folder (see the module docstring)."""
 
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock_fh = None
 
-# -- environment -------------------------------------------------------------------------------------
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
+    # -- paths ---------------------------------------------------------------------------------
+    run_json = property(lambda self: self.path / "run.json")
+    jsonl = property(lambda self: self.path / "trials.jsonl")
+    parquet = property(lambda self: self.path / "trials.parquet")
+    summary_parquet = property(lambda self: self.path / "summary.parquet")
+    sections_dir = property(lambda self: self.path / "sections")
+    figures_dir = property(lambda self: self.path / "figures")
+    tables_dir = property(lambda self: self.path / "tables")
+    report_dir = property(lambda self: self.path / "report")
+    bound_report = property(lambda self: self.path / "bound_report.md")
 
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
 
-def _git() -> dict:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        run = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True,  # noqa: E731
-                                        timeout=10, check=True).stdout.strip()
-        return {"commit": run("rev-parse", "HEAD"), "dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment() -> dict:
-    """Versions, git state and hardware of this process (for run.json and ``hjbench sys-info``)."""
-    import numpy
-    import torch
-
-    import hjbench
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {
-        "python": sys.version.split()[0], "platform": platform.platform(), "hjbench": hjbench.__version__,
-        "torch": torch.__version__, "jax": _version("jax"), "numpy": numpy.__version__,
-        "pandas": _version("pandas"), "git": _git(), "cpu_model": _cpu_model(), "cpu_count": os.cpu_count(),
-        "gpu_model": gpu, "cuda": torch.version.cuda if gpu else None, "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-    }
-
-
-# -- trials.jsonl --------------------------------------------------------------------------------------
-def append_trial(run_dir: Path, row: dict) -> None:
-    """Append one row to trials.jsonl; flushed and fsync'ed before returning."""
-    line = json.dumps(_jsonable(row), allow_nan=False, separators=(",", ":")) + "\n"
-    with open(Path(run_dir) / "trials.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(line)
+    # -- the writer's lock ---------------------------------------------------------------------
+    def lock(self) -> "RunFolder":
+        """Take the folder's exclusive lock (non-blocking); a second writer gets one RunError line."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise RunError(f"--out={str(self.path)!r}: another hjbench run ({holder}) is writing to this "
+                           "folder; wait for it to finish, or use another --out") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
         fh.flush()
-        os.fsync(fh.fileno())
+        self._lock_fh = fh
+        return self
+
+    def unlock(self) -> None:
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    # -- run.json --------------------------------------------------------------------------------
+    def read_run_json(self, *, required: bool = False) -> dict:
+        """run.json as a dict ({} when absent and not ``required``); checked, see the module docstring."""
+        path = self.run_json
+        if not path.exists():
+            if required:
+                raise RunError(f"{path}: missing; allowed: a run folder written by `hjbench run`")
+            return {}
+        info = _read_json_object(path)
+        _check_schema(path, info.get("schema_version"))
+        for key, kind in (("config", dict), ("run_id", str)):
+            if key in info and not isinstance(info[key], kind):
+                raise RunError(f"{path}: {key!r} is not a {kind.__name__}; the file is foreign or damaged; "
+                               "allowed: a run.json written by `hjbench run`")
+        return info
+
+    def write_run_json(self, info: dict) -> None:
+        text = json.dumps(_jsonable({"schema_version": SCHEMA_VERSION, **info}), indent=2, sort_keys=False)
+        atomic_write_bytes(self.run_json, (text + "\n").encode())
+
+    # -- trials ------------------------------------------------------------------------------------
+    def append(self, row: dict) -> None:
+        """Append one row to trials.jsonl; flushed and fsync'ed before returning."""
+        line = json.dumps(_jsonable(row), allow_nan=False, separators=(",", ":")) + "\n"
+        with open(self.jsonl, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def repair(self) -> int:
+        """Cut a half-written last line off trials.jsonl (with a warning); return the bytes removed."""
+        path = self.jsonl
+        if not path.exists():
+            return 0
+        data = path.read_bytes()
+        keep = data.rfind(b"\n") + 1
+        if keep == len(data):
+            return 0
+        warnings.warn(f"{path}: ignored a half-written last line ({len(data) - keep} bytes); "
+                      "the trial it described will run again", stacklevel=2)
+        with open(path, "r+b") as fh:
+            fh.truncate(keep)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return len(data) - keep
+
+    def rows(self) -> list[dict]:
+        """Rows of trials.jsonl, checked (a half-written LAST line is skipped with a warning)."""
+        return list(_jsonl_rows(self.jsonl))
+
+    def attempts(self) -> dict[str, list[str]]:
+        """trial_id -> statuses of its rows in order (the resume rule reads this)."""
+        out: dict[str, list[str]] = {}
+        for row in self.rows():
+            out.setdefault(row["trial_id"], []).append(row.get("status", ""))
+        return out
+
+    def settled(self) -> set[str]:
+        """Trials a resume does not run again: last row ok or skipped, or a second
+        crashed / oom / timeout row (a resume retries those once, then keeps the row)."""
+        done = set()
+        for tid, statuses in self.attempts().items():
+            last = statuses[-1]
+            if last in ("ok", "skipped") or (last in RETRIED_ONCE and sum(s in RETRIED_ONCE for s in statuses) >= 2):
+                done.add(tid)
+        return done
+
+    def load_trials(self, run_id: str | None = None):
+        """All trials as a DataFrame in schema column order, last row per trial_id.
+
+        Reads trials.jsonl, or trials.parquet when there is no jsonl (a committed reference run).
+        With ``run_id``, rows of other runs (another configuration) are left out.
+        """
+        import pandas as pd
+
+        if not self.jsonl.exists() and self.parquet.exists():
+            try:
+                rows = pd.read_parquet(self.parquet).to_dict("records")
+            except Exception as exc:  # noqa: BLE001 (pyarrow raises many kinds for a bad file)
+                raise RunError(f"{self.parquet}: cannot be read as parquet ({type(exc).__name__}); "
+                               "allowed: a trials.parquet written by hjbench") from None
+            for i, row in enumerate(rows):
+                _check_row(self.parquet, i + 1, row)
+        elif self.jsonl.exists():
+            rows = self.rows()
+        else:
+            raise RunError(f"{self.path}: no trials.jsonl or trials.parquet; allowed: a run folder "
+                           "written by `hjbench run`")
+        if run_id is not None:
+            rows = [r for r in rows if r.get("run_id") == run_id]
+        return _frame(rows)
+
+    def compact(self, run_id: str):
+        """Rewrite trials.parquet from trials.jsonl (rows of ``run_id`` only); return the DataFrame."""
+        df = self.load_trials(run_id)
+        write_parquet(df, self.parquet)
+        return df
+
+    # -- sections ----------------------------------------------------------------------------------
+    def write_section(self, trial_id: str, table) -> Path:
+        """Store one trial's cross-section table as ``sections/<trial_id>.parquet``."""
+        self.sections_dir.mkdir(parents=True, exist_ok=True)
+        path = self.sections_dir / f"{trial_id}.parquet"
+        write_parquet(table, path)
+        return path
 
 
-def repair_jsonl(path: Path) -> int:
-    """Cut a half-written last line off ``path`` (with a warning); return the bytes removed."""
-    path = Path(path)
+def load_trials(run_dir: str | Path):
+    """Every trial of a run folder (see :meth:`RunFolder.load_trials`)."""
+    return RunFolder(run_dir).load_trials()
+
+
+# -- checked readers -------------------------------------------------------------------------------
+def _read_json_object(path: Path) -> dict:
+    try:
+        info = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RunError(f"{path}: not readable JSON ({type(exc).__name__}); allowed: a file written by "
+                       "`hjbench run`") from None
+    if not isinstance(info, dict):
+        raise RunError(f"{path}: holds a {type(info).__name__}, not an object; allowed: a file written by "
+                       "`hjbench run`")
+    return info
+
+
+def _check_schema(path: Path, version: Any) -> None:
+    if version != SCHEMA_VERSION:
+        raise RunError(f"{path}: schema_version={version!r}, but this hjbench reads version {SCHEMA_VERSION}; "
+                       "allowed: a run written by this hjbench version (re-run it, or read it with the "
+                       "version that wrote it)")
+
+
+def _check_row(path: Path, line: int, row: dict) -> None:
+    _check_schema(path, row.get("schema_version"))
+    if not isinstance(row.get("trial_id"), str) or not isinstance(row.get("status"), str):
+        raise RunError(f"{path}: row {line} has no trial_id or status; the file is foreign or damaged; "
+                       "allowed: rows written by `hjbench run`")
+    known = set(trial_columns())
+    unknown = sorted(k for k in row if k not in known and not k.startswith("param_"))
+    if unknown:
+        raise RunError(f"{path}: row {line} has unexpected field(s) {unknown[:5]}; allowed: the columns of "
+                       f"results/README.md (schema version {SCHEMA_VERSION})")
+
+
+def _jsonl_rows(path: Path) -> Iterator[dict]:
     if not path.exists():
-        return 0
-    data = path.read_bytes()
-    keep = data.rfind(b"\n") + 1
-    tail = data[keep:]
-    if not tail:
-        return 0
-    warnings.warn(f"{path}: ignored a half-written last line ({len(tail)} bytes); "
-                  "the trial it described will run again", stacklevel=2)
-    with open(path, "r+b") as fh:
-        fh.truncate(keep)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return len(tail)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Rows of a trials.jsonl; unparsable lines (a half-written last one) are skipped with a warning."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    rows, lines = [], path.read_bytes().split(b"\n")
+        return
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RunError(f"{path}: cannot be read ({exc.strerror}); allowed: a readable trials.jsonl") from None
+    lines = data.split(b"\n")
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line.decode("utf-8"))
             if not isinstance(row, dict):
                 raise ValueError("not an object")
-            rows.append(row)
-        except ValueError:
-            where = "half-written last line" if i == len(lines) - 1 else f"unreadable line {i + 1}"
-            warnings.warn(f"{path}: ignored a {where} ({len(line)} bytes)", stacklevel=2)
-    return rows
+        except (UnicodeDecodeError, ValueError):
+            if i == len(lines) - 1:  # the process died mid-write: the trial runs again on resume
+                warnings.warn(f"{path}: ignored a half-written last line ({len(line)} bytes)", stacklevel=3)
+                continue
+            raise RunError(f"{path}: line {i + 1} is not a JSON object; the file is corrupt or foreign; "
+                           "allowed: rows written by `hjbench run`") from None
+        _check_row(path, i + 1, row)
+        yield row
 
 
 def _frame(rows: list[dict]):
@@ -214,40 +360,20 @@ def _frame(rows: list[dict]):
     for c in df.columns:
         if c in _INT_COLUMNS:
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
-        elif c in _STR_COLUMNS:
+        elif c in _STR_COLUMNS or c.startswith("param_") or df[c].dtype == object and _all_str(df[c]):
             df[c] = df[c].astype("string")
-        elif c in _BOOL_COLUMNS:
+        elif df[c].dtype == object and _all_bool(df[c]):
             df[c] = df[c].astype("boolean")
         elif c in cols:
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+            df[c] = pd.to_numeric(df[c].replace({"inf": math.inf, "-inf": -math.inf}), errors="coerce").astype("float64")
     return df
 
 
-def load_trials(run_dir: Path):
-    """All trials of a run as a DataFrame in schema column order, last row per trial_id.
-
-    Reads trials.jsonl (tolerating a truncated last line), or trials.parquet if there is no
-    jsonl (e.g. a committed reference run).
-    """
-    import pandas as pd
-
-    run_dir = Path(run_dir)
-    jsonl, parquet = run_dir / "trials.jsonl", run_dir / "trials.parquet"
-    if not jsonl.exists() and parquet.exists():
-        return _frame(pd.read_parquet(parquet).to_dict("records"))
-    return _frame(read_jsonl(jsonl))
+def _all_str(col) -> bool:
+    vals = col.dropna()
+    return len(vals) > 0 and all(isinstance(v, str) for v in vals) and not set(vals) <= {"inf", "-inf"}
 
 
-def write_parquet(df, path: Path) -> None:
-    """Write a DataFrame to parquet atomically (temporary file, then ``os.replace``)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def compact(run_dir: Path):
-    """Rewrite trials.parquet from trials.jsonl; returns the DataFrame."""
-    df = load_trials(run_dir)
-    write_parquet(df, Path(run_dir) / "trials.parquet")
-    return df
+def _all_bool(col) -> bool:
+    vals = col.dropna()
+    return len(vals) > 0 and all(isinstance(v, bool) for v in vals)

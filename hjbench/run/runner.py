@@ -1,64 +1,43 @@
-"""The grid runner: expand a grid into trials, run them, and write one row per trial.
+"""The grid runner (the driver): expand, group, execute, write one row per trial.
 
-A *cell* is (prior, dim, n_samples, repetition): its data are sampled once, with a
-``torch.Generator`` seeded by the cell's data seed (:func:`hjbench.seeds.data_seed`), and every
-method of the cell is fitted on the same split. A *trial* is one method on one cell. Trials run
-repetition by repetition (so an interrupted run has whole passes over the grid), then prior,
-dim, n_samples, method.
+The driver is the only writer of the run folder (:class:`~hjbench.run.folder.RunFolder`).
+Groups of same-shape trials (:func:`~hjbench.run.grid.group_trials`) are sent to an executor
+(:mod:`hjbench.run.executors`: worker processes of an embedded Dask ``LocalCluster``, an
+existing Dask cluster, or inline), which returns each group's rows as they finish; every row is
+appended to ``trials.jsonl`` at once (flush + fsync), so killing the driver at any moment loses
+no finished row. A group whose worker crashed, timed out or ran out of memory is retried member
+by member, so only the trial responsible ends as ``crashed`` / ``timeout`` / ``oom``.
 
-Each trial ends in one status:
-
-* ``ok``       fitted and evaluated (metrics a method cannot give are NaN, reasons in ``message``);
-* ``skipped``  ``method.skip(device=, dim=)`` gave a reason (the message);
-* ``failed``   an exception in construction, fit or evaluation: ``"<Type>: <text>"`` on one line;
-* ``timeout``  fit + evaluation ran past ``timeout_s``. On the main thread of a Unix process the
-  limit is a real deadline (``SIGALRM`` raises :class:`TrialTimeout`, a ``BaseException`` so that
-  a method's ``except Exception`` cannot swallow it); elsewhere it is checked once the trial ends.
-
-Each finished row is appended to ``trials.jsonl`` at once (flush + fsync), so killing the run
-loses at most the running trial. Running the same grid again into the same folder skips every
-trial whose last row has status ``ok`` and re-runs the others.
+Resuming (the same command again) skips trials whose last row is ok or skipped; crashed, oom
+and timeout trials are retried once, then kept. SIGINT stops the run (exit 130), SIGTERM too
+(exit 143, what schedulers send): in both cases the rows on disk are compacted and run.json
+is completed. Results do not depend on the number of workers.
 """
 
 from __future__ import annotations
 
-import itertools
+import os
 import signal
 import threading
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from .. import SCHEMA_VERSION
+from ..errors import RunError
 from .config import GridConfig
-from ..errors import ConfigError
-from ..seeds import canonical_json, data_seed, method_seed, trial_id
+from .folder import STATUSES, RunFolder
+from .grid import Trial, expand, group_trials
+from .provenance import code_version, environment, now
+from .worker import GroupSpec, failure_row
 
-__all__ = ["Trial", "RunOutcome", "TrialTimeout", "expand", "run_grid", "run_trial", "deadline"]
+__all__ = ["RunOutcome", "Terminated", "run_grid", "expand"]
+
+_FAILED = ("failed", "timeout", "crashed", "oom", "diverged")
+_JOB_STATUS = {"error": "failed", "crashed": "crashed", "timeout": "timeout", "oom": "oom"}
 
 
-@dataclass(frozen=True)
-class Trial:
-    """One method on one cell; ``identity`` holds the identity columns of the results schema."""
-
-    identity: dict
-    params: dict  # constructor keywords of the method
-
-    @property
-    def trial_id(self) -> str:
-        return self.identity["trial_id"]
-
-    @property
-    def cell(self) -> tuple:
-        i = self.identity
-        return (i["prior"], i["prior_params"], i["dim"], i["n_samples"], i["repetition"], i["seed"])
-
-    @property
-    def label(self) -> str:
-        i = self.identity
-        return f"{i['method']} {i['prior']} dim={i['dim']} n={i['n_samples']} rep={i['repetition']}"
+class Terminated(BaseException):
+    """SIGTERM arrived: stop between rows, compact and exit 143."""
 
 
 @dataclass
@@ -69,115 +48,197 @@ class RunOutcome:
     n_total: int
     n_resumed: int
     interrupted: bool = False
+    terminated: bool = False
 
     @property
     def exit_code(self) -> int:
-        """130 interrupted; 1 some trial failed or timed out; 0 otherwise."""
+        """143 terminated; 130 interrupted; 1 some trial did not end ok; 0 otherwise."""
+        if self.terminated:
+            return 143
         if self.interrupted:
             return 130
-        return 1 if self.counts.get("failed", 0) or self.counts.get("timeout", 0) else 0
+        return 1 if any(self.counts.get(s, 0) for s in _FAILED) else 0
 
 
-class TrialTimeout(BaseException):
-    """A trial ran past its deadline."""
+def _executor(jobs: int | None, scheduler: str | None, memory_limit_mb: float | None):
+    from .executors import DaskExecutor, InlineExecutor
+
+    if scheduler:
+        return DaskExecutor(scheduler=scheduler, memory_limit_mb=memory_limit_mb)
+    if jobs == 0:
+        return InlineExecutor()
+    return DaskExecutor(jobs or os.cpu_count() or 1, memory_limit_mb=memory_limit_mb,
+                        worker_env={"OMP_NUM_THREADS": "1", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"})
 
 
-def expand(cfg: GridConfig, run_id: str = "") -> list[Trial]:
-    """Every trial of the grid, in run order, with seeds and stable trial ids."""
-    trials = []
-    for rep, prior in itertools.product(range(cfg.repetitions), cfg.priors):
-        for dim in cfg.dims:
-            for n in cfg.n_samples[dim]:
-                resolved = prior.resolved[str(dim)]
-                ds = data_seed(cfg.seed, prior.name, resolved, dim, n, rep, cfg.t, cfg.regime, cfg.box)
-                for method in cfg.methods:
-                    ident = {"method": method.name, "method_params": canonical_json(method.resolved),
-                             "prior": prior.name, "prior_params": canonical_json(resolved),
-                             "dim": dim, "n_samples": n, "repetition": rep, "seed": ds,
-                             "method_seed": method_seed(ds, method.name), "t": cfg.t,
-                             "regime": cfg.regime, "box": cfg.box, "device": cfg.device, "dtype": cfg.dtype}
-                    tid = trial_id({**ident, "n_test": cfg.n_test, "n_cross": cfg.n_cross})
-                    trials.append(Trial({"schema_version": SCHEMA_VERSION, "run_id": run_id,
-                                         "trial_id": tid, **ident}, dict(method.params)))
-    return trials
+def _section_ids(cfg: GridConfig, trials: list[Trial]) -> frozenset:
+    """Trials whose cross-sections are stored: repetition 0 at the largest n_samples per dim."""
+    return frozenset(t.trial_id for t in trials if t.identity.repetition == 0
+                     and t.identity.n_samples == max(cfg.n_samples[t.identity.dim]))
 
 
-@contextmanager
-def deadline(seconds: float | None):
-    """Raise :class:`TrialTimeout` in the block after ``seconds`` (see the module docstring)."""
-    if not seconds:
-        yield
+def _spec(cfg: GridConfig, members, sections: frozenset) -> GroupSpec:
+    return GroupSpec(members=tuple(members), box=cfg.box, n_test=cfg.n_test, n_cross=cfg.n_cross,
+                     threads=cfg.threads, opt_limited_ratio=cfg.opt_limited_ratio,
+                     section_ids=sections, section_points=min(cfg.n_cross, 201))
+
+
+def _jobs(cfg: GridConfig, groups, sections: frozenset) -> dict:
+    from .executors import Job
+    from .worker import run_group
+
+    out = {}
+    for k, members in enumerate(groups):
+        timeout = cfg.timeout_s * len(members) if cfg.timeout_s else None
+        key = f"g{k}-{members[0].trial_id}"
+        out[key] = (Job(key, run_group, (_spec(cfg, members, sections),), timeout_s=timeout), members)
+    return out
+
+
+def _execute(executor, cfg: GridConfig, groups, sections) -> Iterator[tuple[list, Any]]:
+    """(members, JobResult) as groups finish; a failed group of several members is run again
+    member by member so that the failure lands on the trial that caused it."""
+    jobs = _jobs(cfg, groups, sections)
+    retry = []
+    for result in executor.run([job for job, _ in jobs.values()]):
+        members = jobs[result.key][1]
+        if result.status != "ok" and len(members) > 1:
+            retry.extend([m] for m in members)
+            continue
+        yield members, result
+    if retry:
+        yield from _execute(executor, cfg, retry, sections)
+
+
+def _rows(members, result) -> Iterator[tuple[dict, Any]]:
+    if result.status == "ok":
+        for outcome in result.value:
+            yield outcome.row, outcome.section
         return
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        start = time.perf_counter()
-        yield
-        if time.perf_counter() - start > seconds:
-            raise TrialTimeout(f"trial took {time.perf_counter() - start:.1f} s > timeout_s={seconds:g} "
-                               "(checked after the trial)")
-        return
-
-    def on_alarm(signum, frame):
-        raise TrialTimeout(f"trial stopped after timeout_s={seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    status = _JOB_STATUS.get(result.status, "failed")
+    for trial in members:
+        row = failure_row(trial, status, result.reason or status)
+        row["peak_memory_mb"] = result.peak_rss_mb
+        yield row, None
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return text if len(text) <= 1000 else text[:997] + "..."
+def _open(folder: RunFolder, cfg: GridConfig, run_id: str, version: str, allow_code_change: bool) -> dict:
+    from .folder import run_id_for
+
+    previous = folder.read_run_json()
+    if previous.get("config") and run_id_for(previous["config"]) != run_id_for(cfg.to_dict()):
+        raise RunError(f"--out={str(folder.path)!r}: holds a run of another configuration; allowed: a new "
+                       "folder, or the exact command that started it")
+    versions = list(previous.get("code_versions", []))
+    if versions and version not in versions and not allow_code_change:
+        raise RunError(f"--out={str(folder.path)!r}: holds rows of code version {versions[-1]}, this is "
+                       f"{version}; allowed: the same code, --allow-code-change (the run is then marked "
+                       "mixed), or --fresh")
+    return previous
 
 
-def run_trial(trial: Trial, prior, split, cfg: GridConfig, run_dir: Path | None = None) -> dict:
-    """Build, fit and evaluate one method on a sampled cell; return its results row.
+class _Signals:
+    """SIGTERM -> :class:`Terminated` in the main thread for the duration of the run."""
 
-    With ``run_dir``, the first repetition at the largest n_samples of each dim also stores the
-    fitted method's cross-sections (``sections/<trial_id>.parquet``) for the report's figures;
-    a failure there is noted in the message, never a failed trial.
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            def on_term(signum, frame):
+                raise Terminated()
+
+            self.previous = signal.signal(signal.SIGTERM, on_term)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def run_grid(cfg: GridConfig, run_dir: Path, *, run_id: str, command: list[str] | str = "", console=None,
+             show_progress: bool = True, jobs: int | None = None, scheduler: str | None = None,
+             allow_code_change: bool = False, executor=None) -> RunOutcome:
+    """Run every pending trial of ``cfg`` into ``run_dir`` (resuming), then compact and stamp run.json.
+
+    Args:
+        jobs: worker processes of an embedded Dask cluster (default: the machine's cores);
+            0 runs inline in this process (no isolation; for debugging).
+        scheduler: address of an existing Dask scheduler (overrides ``jobs``).
+        allow_code_change: resume a folder whose rows came from other code (marked mixed).
+        executor: an executor object to use instead (tests).
     """
-    import torch
+    from rich.console import Console
 
-    from .. import methods
-    from ..score.metrics import Evaluation
-    from ..score.metrics import PeakMemory
-    from ..score.metrics import evaluate
-
-    row = {**trial.identity, **Evaluation(), "status": "ok", "message": ""}
-    ident = trial.identity
+    console = console or Console()
+    folder, version = RunFolder(run_dir), code_version()
+    previous = _open(folder, cfg, run_id, version, allow_code_change)
+    folder.lock()
     try:
-        method = methods.get(ident["method"], **trial.params)
-        reason = method.skip(device=cfg.device, dim=ident["dim"])
-        if reason:
-            row.update(status="skipped", message=str(reason))
-            return row
-        with deadline(cfg.timeout_s), PeakMemory(cfg.device) as mem:
-            method.fit(split.train, seed=ident["method_seed"])
-            ev = evaluate(method, prior, split, cfg.box, n_cross=cfg.n_cross)
-        if mem.reason:
-            ev.missing(["peak_memory_mb"], mem.reason)
-        else:
-            ev["peak_memory_mb"] = mem.mb
-        row.update(ev)
-        row["message"] = ev.message()
-        if run_dir is not None and ident["repetition"] == 0 and \
-                ident["n_samples"] == max(cfg.n_samples[ident["dim"]]):
-            try:
-                from ..present.plots import write_sections
+        folder.repair()
+        settled = folder.settled()
+        trials = expand(cfg, run_id, version)
+        pending = [t for t in trials if t.trial_id not in settled]
+        info = _start_info(previous, cfg, run_id, command, version, len(trials), len(pending))
+        folder.write_run_json(info)
+        stop = None
+        try:
+            with _Signals():
+                ex = executor or _executor(jobs, scheduler, cfg.memory_limit_mb)
+                with ex:
+                    _drive(ex, cfg, folder, pending, _section_ids(cfg, trials), console, show_progress)
+        except KeyboardInterrupt:
+            stop = "interrupted"
+        except Terminated:
+            stop = "terminated"
+        df = _finish(folder, info, run_id, trials, stop)
+    finally:
+        folder.unlock()
+    counts = info["counts"]
+    return RunOutcome(folder.path, df, counts, len(trials), len(trials) - len(pending),
+                      interrupted=stop == "interrupted", terminated=stop == "terminated")
 
-                write_sections(run_dir, method, ident, box=cfg.box, n_points=min(cfg.n_cross, 201),
-                               dtype=getattr(torch, cfg.dtype), device=cfg.device)
-            except Exception as exc:  # noqa: BLE001 (figures are a by-product, not the trial)
-                row["message"] = "; ".join(filter(None, [row["message"], "sections: " + _one_line(exc)]))
-    except TrialTimeout as exc:
-        row.update(status="timeout", message=f"TrialTimeout: {exc}")
-    except Exception as exc:  # noqa: BLE001 (one failing trial must not stop the run)
-        row.update(status="failed", message=_one_line(exc))
-    return row
+
+def _start_info(previous: dict, cfg, run_id, command, version, n_trials, n_pending) -> dict:
+    versions = list(dict.fromkeys(list(previous.get("code_versions", [])) + [version]))
+    started = now()
+    return {"run_id": run_id, "config": cfg.to_dict(), "command": command, "environment": environment(),
+            "code_version": version, "code_versions": versions, "mixed_code": len(versions) > 1,
+            "started": previous.get("started", started), "ended": None,
+            "sessions": previous.get("sessions", []) + [{"started": started, "command": command,
+                                                          "code_version": version, "n_pending": n_pending}],
+            "n_trials": n_trials, "counts": previous.get("counts", {}), "interrupted": False,
+            "terminated": False}
+
+
+def _drive(ex, cfg, folder: RunFolder, pending: list[Trial], sections, console, show_progress) -> None:
+    from rich.text import Text
+
+    with _progress(console, show_progress) as bar:
+        task = bar.add_task("starting", total=len(pending))
+        for members, result in _execute(ex, cfg, group_trials(pending), sections):
+            for row, section in _rows(members, result):
+                folder.append(row)
+                if section is not None:
+                    try:
+                        folder.write_section(row["trial_id"], section)
+                    except Exception as exc:  # noqa: BLE001 (a figure's data must not stop the run)
+                        bar.console.print(Text(f"warning: sections of {row['trial_id']} not written: {exc}"))
+                if row["status"] in _FAILED:
+                    label = f"{row['method']} {row['prior']} dim={row['dim']} n={row['n_samples']} rep={row['repetition']}"
+                    bar.console.print(Text(f"{row['status']}: {label}: {row['message']}"))
+                bar.update(task, description=f"{row['method']} {row['prior']} dim={row['dim']}")
+                bar.advance(task)
+        bar.update(task, description="done")
+
+
+def _finish(folder: RunFolder, info: dict, run_id: str, trials, stop: str | None):
+    df = folder.compact(run_id)
+    ids = {t.trial_id for t in trials}
+    df = df[df["trial_id"].isin(ids)].reset_index(drop=True)
+    counts = {s: int((df["status"] == s).sum()) for s in STATUSES}
+    counts["pending"] = len(trials) - len(df)
+    info.update(ended=now(), counts=counts, interrupted=stop == "interrupted", terminated=stop == "terminated")
+    folder.write_run_json(info)
+    return df
 
 
 def _progress(console, enabled: bool):
@@ -187,95 +248,3 @@ def _progress(console, enabled: bool):
     return Progress(TextColumn("{task.description:<32.32}"), BarColumn(bar_width=16), MofNCompleteColumn(),
                     TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console,
                     disable=not enabled)
-
-
-def run_grid(cfg: GridConfig, run_dir: Path, *, run_id: str, command: list[str] | str = "",
-             console=None, show_progress: bool = True) -> RunOutcome:
-    """Run every pending trial of ``cfg`` into ``run_dir`` (resuming), then compact and stamp run.json.
-
-    A KeyboardInterrupt stops the run after compacting what is on disk; the outcome then has
-    ``interrupted=True`` (exit code 130).
-    """
-    import torch
-    from rich.console import Console
-    from rich.text import Text
-
-    from .. import priors
-    from . import folder as results
-    from ..data import sample_split
-
-    console = console or Console()
-    run_dir = Path(run_dir)
-    previous = results.read_run_json(run_dir)
-    if previous.get("config") and results.run_id_for(previous["config"]) != results.run_id_for(cfg.to_dict()):
-        raise ConfigError(f"config: --out={str(run_dir)!r}: holds a run of another configuration; "
-                          "allowed: a new folder, or the exact command that started it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)  # restored at the end; recorded in run.json
-    results.repair_jsonl(run_dir / "trials.jsonl")
-    done = {r.get("trial_id") for r in results.read_jsonl(run_dir / "trials.jsonl") if r.get("status") == "ok"}
-    trials = expand(cfg, run_id)
-    pending = [t for t in trials if t.trial_id not in done]
-    started = results.now()
-    info = {"run_id": run_id, "config": cfg.to_dict(), "command": command, "environment": results.environment(),
-            "started": previous.get("started", started), "ended": None,
-            "sessions": previous.get("sessions", []) + [{"started": started, "command": command,
-                                                          "n_pending": len(pending)}],
-            "n_trials": len(trials), "counts": previous.get("counts", {}), "interrupted": False}
-    results.write_run_json(run_dir, info)
-
-    dtype = getattr(torch, cfg.dtype)
-    _warm_up()
-    interrupted = False
-    try:
-        with _progress(console, show_progress) as bar:
-            task = bar.add_task("starting", total=len(pending))
-            for _, cell in itertools.groupby(pending, key=lambda t: t.cell):
-                cell = list(cell)
-                ident, split, prior, data_error = cell[0].identity, None, None, None
-                try:
-                    prior = priors.get(ident["prior"], dim=ident["dim"], t=cfg.t,
-                                       **next(p.params for p in cfg.priors if p.name == ident["prior"]))
-                    split = sample_split(prior, ident["n_samples"], n_test=cfg.n_test, regime=cfg.regime,
-                                         box=cfg.box, generator=torch.Generator().manual_seed(ident["seed"]),
-                                         dtype=dtype, device=cfg.device)
-                except Exception as exc:  # noqa: BLE001
-                    data_error = "data: " + _one_line(exc)
-                for trial in cell:
-                    bar.update(task, description=trial.label)
-                    if data_error:
-                        row = {**trial.identity, **_nan_metrics(), "status": "failed", "message": data_error}
-                    else:
-                        row = run_trial(trial, prior, split, cfg, run_dir)
-                    results.append_trial(run_dir, row)
-                    if row["status"] in ("failed", "timeout"):
-                        bar.console.print(Text(f"{row['status']}: {trial.label}: {row['message']}"))
-                    bar.advance(task)
-            bar.update(task, description="done")
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        df = results.compact(run_dir)
-        ids = {t.trial_id for t in trials}
-        df = df[df["trial_id"].isin(ids)].reset_index(drop=True)
-        counts = {s: int((df["status"] == s).sum()) for s in results.STATUSES}
-        counts["pending"] = len(trials) - len(df)
-        info.update(ended=results.now(), counts=counts, interrupted=interrupted)
-        results.write_run_json(run_dir, info)
-        torch.set_num_threads(threads_before)
-    return RunOutcome(run_dir, df, counts, len(trials), len(trials) - len(pending), interrupted)
-
-
-def _warm_up() -> None:
-    """Pay one-time lazy imports (torch.optim pulls in torch._dynamo, seconds) before the first
-    trial, so that they do not inflate its fit_seconds and peak_memory_mb."""
-    import torch
-
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-
-
-def _nan_metrics() -> dict:
-    from ..score.metrics import Evaluation
-
-    return dict(Evaluation())
