@@ -1,8 +1,9 @@
 """Build a synthetic run folder (run.json, trials.jsonl/.parquet, summary.parquet) for tests.
 
-The numbers follow the results schema (/work/shared schema, version 1) and look like a real
-run: errors fall as a power of n_samples (slope -4/dim for smooth priors, -2/dim for
-Lipschitz ones) with seeded log-normal noise over repetitions, bounds sit above the max-plus
+The numbers follow the results schema (/work/shared schema, ``hjbench.SCHEMA_VERSION``) and look like a real
+run: errors fall as a power of n_samples (slope -4/dim for smooth and piecewise smooth priors,
+-2/dim for Lipschitz ones; ``slope_scale={method: c}`` multiplies a method's slope by c, e.g.
+to plant a too-shallow guaranteed method) with seeded log-normal noise over repetitions, bounds sit above the max-plus
 errors, timings grow with n_samples. It holds on purpose what plots must cope with:
 
 * a failed cell: ``FAILED_CELL`` (every repetition ``failed``, metrics NaN, a message);
@@ -29,7 +30,7 @@ METHODS = ("hj", "lpn", "lista", "maxplus")
 PROVIDES = {"hj": {"prox", "potential", "prior"}, "lpn": {"prox", "potential", "prior"},
             "lista": {"prox"}, "maxplus": {"prox", "potential", "prior"}}
 PRIORS = ("l1", "neg_l1")
-REGIME = {"l1": "smooth", "neg_l1": "lipschitz", "concave_quadratic": "smooth", "minplus": "lipschitz"}
+REGIME = {"l1": "smooth", "neg_l1": "piecewise_smooth", "concave_quadratic": "smooth", "minplus": "piecewise_smooth"}
 DIMS = (2, 4)
 N_SAMPLES = (100, 300, 1000)
 REPETITIONS = 3
@@ -38,6 +39,10 @@ ZERO_CELL = ("maxplus", "l1", 2, 1000)
 NEGATIVE_CELL = ("hj", "l1", 4, 100)
 SKIPPED_TRIAL = ("hj", "neg_l1", 2, 300, 2)
 BOX = 4.0
+try:  # the schema version this hjbench reads (1 before hjbench.SCHEMA_VERSION existed)
+    from hjbench import SCHEMA_VERSION
+except ImportError:
+    SCHEMA_VERSION = 1
 METRICS = ["forward_mse", "forward_rel_mse", "forward_axis_mse", "prox_mse", "prox_rel_mse",
            "prior_bvs_mse", "prior_bvs_rel_mse", "prior_J_mse", "prior_J_rel_mse",
            "prior_axis_bvs_mse", "prox_residual", "fy_gap_mean", "fy_gap_min", "prior_n_failed",
@@ -49,7 +54,7 @@ METRICS = ["forward_mse", "forward_rel_mse", "forward_axis_mse", "prox_mse", "pr
 def bound_value(prior: str, dim: int, n: int) -> float:
     """hjbench.score.bounds' a priori bound when priors and bounds import, else a stand-in.
 
-    The stand-in is 8 dim n^{-4/dim} (smooth) or 8 dim n^{-2/dim} (Lipschitz).
+    The stand-in is 8 dim n^{-4/dim} (smooth, piecewise smooth) or 8 dim n^{-2/dim} (Lipschitz).
     """
     try:
         from hjbench import priors
@@ -57,12 +62,12 @@ def bound_value(prior: str, dim: int, n: int) -> float:
 
         return float(bounds.bound_for_prior(priors.get(prior, dim=dim, t=1.0), n, BOX).value)
     except Exception:
-        p = 4.0 if REGIME[prior] == "smooth" else 2.0
+        p = 2.0 if REGIME[prior] == "lipschitz" else 4.0
         return 8.0 * dim * n ** (-p / dim)
 
 
-def _trial(rng, method, prior, dim, n, rep, status="ok", message=""):
-    p = 4.0 if REGIME[prior] == "smooth" else 2.0
+def _trial(rng, method, prior, dim, n, rep, status="ok", message="", scale_slope=1.0):
+    p = 2.0 if REGIME[prior] == "lipschitz" else 4.0
     slope = -p / dim
     psi2 = 2.0 * dim
     scale = {"hj": 0.05, "lpn": 0.08, "lista": 0.1, "maxplus": 0.5}.get(method, 0.02 + 0.01 * len(method))
@@ -70,7 +75,7 @@ def _trial(rng, method, prior, dim, n, rep, status="ok", message=""):
     row = {m: math.nan for m in METRICS}
     prov = PROVIDES.get(method, {"prox", "potential", "prior"})
     if status == "ok":
-        fwd = scale * dim * n ** slope * noise()
+        fwd = scale * dim * n ** (slope * scale_slope) * noise()
         if "potential" in prov:
             row.update(forward_mse=fwd, forward_rel_mse=fwd / psi2, forward_axis_mse=3 * fwd * noise(),
                        cert_value=2 * fwd)
@@ -103,8 +108,9 @@ def _trial(rng, method, prior, dim, n, rep, status="ok", message=""):
 
 
 def make_trials(run_id: str = "fake-run", seed: int = 0, *, methods=METHODS, priors=PRIORS, dims=DIMS,
-                n_samples=N_SAMPLES, repetitions=REPETITIONS) -> pd.DataFrame:
+                n_samples=N_SAMPLES, repetitions=REPETITIONS, slope_scale=None) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
+    slope_scale = slope_scale or {}
     rows = []
     for prior in priors:
         for dim in dims:
@@ -119,16 +125,18 @@ def make_trials(run_id: str = "fake-run", seed: int = 0, *, methods=METHODS, pri
                             status, message = "skipped", "skip: needs cuda for dim > 1"
                         elif (method, prior, dim, n, rep) == ("hj", "l1", 2, 300, 1):
                             status, message = "timeout", "timeout after 60 s"
-                        row = _trial(rng, method, prior, dim, n, rep, status, message)
+                        row = _trial(rng, method, prior, dim, n, rep, status, message,
+                                     slope_scale.get(method, 1.0))
                         if method == "lista" and status == "ok":
                             row["message"] = "potential, prior: not applicable (method provides prox only)"
                         ident = {
-                            "schema_version": 1, "run_id": run_id,
+                            "schema_version": SCHEMA_VERSION, "run_id": run_id, "code_version": "0.1.0",
                             "trial_id": hashlib.sha256(repr((method, prior, dim, n, rep)).encode()).hexdigest()[:16],
                             "method": method, "method_params": json.dumps({"steps": 200}, separators=(",", ":")),
                             "prior": prior, "prior_params": "{}", "dim": dim, "n_samples": n,
                             "repetition": rep, "seed": data_seed, "method_seed": data_seed ^ 1,
                             "t": 1.0, "regime": "values", "box": BOX, "device": "cpu", "dtype": "float32"}
+                        row["opt_limited"] = False if status == "ok" else None
                         rows.append(ident | row)
     return pd.DataFrame(rows)
 
@@ -170,11 +178,12 @@ def make_run(root: Path, run_id: str = "fake-run", *, summary: bool = True, ende
     """Write a fake run folder under ``root`` and return its path.
 
     ``grid`` narrows the grid (methods, priors, dims, n_samples, repetitions: see make_trials);
-    run.json's config describes it.
+    run.json's config describes it. ``slope_scale`` is passed to make_trials.
     """
     run_dir = Path(root) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    trials = make_trials(run_id, **grid)
+    slope_scale = grid.pop("slope_scale", None)
+    trials = make_trials(run_id, slope_scale=slope_scale, **grid)
     g = {"methods": METHODS, "priors": PRIORS, "dims": DIMS, "n_samples": N_SAMPLES,
          "repetitions": REPETITIONS} | grid
     with open(run_dir / "trials.jsonl", "w") as fh:
@@ -189,7 +198,7 @@ def make_run(root: Path, run_id: str = "fake-run", *, summary: bool = True, ende
     counts["pending"] = 0
     comp = lambda names: [{"name": n, "params": {}, "resolved": {}} for n in names]  # noqa: E731
     run_json = {
-        "schema_version": 1, "run_id": run_id,
+        "schema_version": SCHEMA_VERSION, "run_id": run_id,
         "config": {"name": "fake", "seed": 0, "repetitions": g["repetitions"], "dims": list(g["dims"]),
                    "n_samples": {str(d): list(g["n_samples"]) for d in g["dims"]}, "t": 1.0, "regime": "values",
                    "box": BOX, "n_test": 500, "n_cross": 201, "device": "cpu", "dtype": "float32",

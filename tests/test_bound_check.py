@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,9 @@ import torch
 from hjbench import priors
 from hjbench.score import check as bound_check
 from hjbench.score import bounds
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _fake_run as fake  # noqa: E402
 
 BOX = 4.0
 
@@ -159,11 +164,104 @@ def test_not_a_run_gives_one_line_error(tmp_path, make):
         (target / "trials.parquet").write_bytes(b"not a parquet file")
     elif make == "file":
         target.write_text("hello")
-    lines = []
-    assert bound_check.main(target, out=lines.append) == bound_check.EXIT_NOT_A_RUN
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "\n" not in lines[0]
+    lines, errors = [], []
+    assert bound_check.main(target, out=lines.append, err=errors.append) == bound_check.EXIT_NOT_A_RUN
+    assert not lines  # the error goes to err (standard error by default), not to the report stream
+    assert len(errors) == 1 and errors[0].startswith("error: ") and "\n" not in errors[0]
     with pytest.raises(bound_check.RunError):
         bound_check.check_run(target)
+
+
+def test_not_a_run_error_goes_to_stderr_by_default(tmp_path, capsys):
+    assert bound_check.main(tmp_path / "nope") == bound_check.EXIT_NOT_A_RUN
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: not a run folder")
+
+
+# -- guarantees, one-sided slopes, optimisation-limited points -----------------------------------
+def _fake_frame(tmp_path, **grid):
+    run = fake.make_run(tmp_path, methods=("hj", "maxplus"), priors=("l1",), dims=(2,), **grid)
+    return run, pd.read_parquet(run / "trials.parquet")
+
+
+def test_guaranteed_methods_come_from_the_registry_a_column_or_the_caller(tmp_path):
+    import baselines
+    from hjbench import methods
+
+    baselines.register()
+    declared = {n for n in methods.names() if getattr(methods.entry(n).cls, "guarantee", None)}
+    assert bound_check.registered_guarantees() == declared
+    assert "maxplus" in declared and "hj" not in declared  # MaxPlus declares guarantee = "maxplus"
+    run, frame = _fake_frame(tmp_path)
+    assert bound_check.guaranteed_methods(frame) == declared
+    assert bound_check.guaranteed_methods(frame, ["hj"]) == {"hj"}
+    frame["guarantee"] = [("maxplus" if m == "hj" else None) for m in frame["method"]]  # a run's own column
+    assert bound_check.guaranteed_methods(frame) == {"hj"}
+    report = bound_check.check_run(run, guaranteed=[])
+    assert not any(c.guaranteed for c in report.cells) and report.exit_code == bound_check.EXIT_OK
+    assert any("no cell of a guaranteed method" in n for n in report.notes)
+
+
+def test_too_shallow_guaranteed_slope_exits_3(tmp_path):
+    """A planted max-plus whose error decays like N^-1.2 against the theory's N^-2: every cell is
+    below its bound, yet the one-sided slope test fails and is binding (exit 3, with the reason)."""
+    run = fake.make_run(tmp_path, methods=("hj", "maxplus"), priors=("l1",), dims=(2,),
+                        n_samples=(100, 300, 1000, 3000), slope_scale={"maxplus": 0.6, "hj": 0.6})
+    report = bound_check.check_run(run)
+    assert not report.violations  # no cell is above its bound
+    slope = {s.method: s for s in report.slopes}
+    mp, hj = slope["maxplus"], slope["hj"]
+    assert mp.theory == -2.0 and mp.fit.low > mp.theory and mp.passed is False
+    assert mp.binding and mp.violated and mp.agreement == "shallower than theory"
+    assert abs(mp.bound_slope - mp.theory) <= 0.2  # the bound is in its power-law range here
+    assert hj.passed is False and not hj.binding and not hj.violated  # a learned method: informative
+    lines, errors = [], []
+    assert bound_check.main(run, out=lines.append, err=errors.append) == bound_check.EXIT_VIOLATED
+    assert lines[-1].startswith("**Result:** VIOLATED") and "shallower than theory" in lines[-1] and not errors
+    assert "violated: shallower than theory" in "\n".join(lines)
+
+
+def test_steeper_slope_passes_the_one_sided_test(tmp_path):
+    run = fake.make_run(tmp_path, methods=("maxplus",), priors=("l1",), dims=(2,),
+                        n_samples=(100, 300, 1000, 3000), slope_scale={"maxplus": 1.5})
+    report = bound_check.check_run(run)
+    s = report.slopes[0]
+    assert s.agreement == "steeper than theory" and s.passed is True and s.binding and not s.violated
+    assert report.exit_code == bound_check.EXIT_OK
+
+
+def test_slope_not_binding_where_the_bound_is_not_a_power_law(tmp_path):
+    """At dim 4 and N = 100..1000 the bound is dominated by its tail term (its own slope is far
+    steeper than -1): a failed slope test there is reported, not binding."""
+    run = fake.make_run(tmp_path, methods=("maxplus",), priors=("l1",), dims=(4,), slope_scale={"maxplus": 0.2})
+    s = bound_check.check_run(run).slopes[0]
+    assert s.passed is False and s.bound_slope < 1.1 * s.theory and not s.binding and not s.violated
+
+
+def test_opt_limited_points_are_left_out_of_slopes(tmp_path):
+    run, frame = _fake_frame(tmp_path, n_samples=(100, 300, 1000, 3000))
+    hj = (frame["method"] == "hj") & (frame["status"] == "ok")
+    big = hj & (frame["n_samples"] >= 1000)
+    frame.loc[big, "forward_mse"] = 5.0  # an optimisation floor at large N ...
+    frame["opt_limited"] = big.where(big, None)  # ... flagged (other rows: missing = False)
+    frame.to_parquet(run / "trials.parquet")
+    default = {s.method: s for s in bound_check.check_run(run).slopes}["hj"]
+    both = {s.method: s for s in bound_check.check_run(run, include_opt_limited=True).slopes}["hj"]
+    assert default.n_left_out == int(big.sum()) and default.fit.n_points == int(hj.sum() - big.sum())
+    assert both.n_left_out == 0 and both.fit.n_points == int(hj.sum())
+    assert default.fit.slope < -1.5 and both.fit.slope > -1.0
+    text = bound_check.check_run(run).to_markdown()
+    assert "#opt-limited left out" in text and f"{int(big.sum())} optimisation-limited trials" in text
+
+
+def test_piecewise_regime_is_read_from_the_bound_name(tmp_path):
+    neg = priors.get("neg_l1", dim=2, t=1.0)
+    rows = [trial(neg, "maxplus", n, r, exact) for n in (100, 300) for r in range(2)]
+    for r in rows:
+        assert r["bound_name"] == "maxplus_apriori_piecewise_smooth"
+        del r["theoretical_slope"]
+    report = bound_check.check_run(write_run(tmp_path / "run", rows))
+    assert report.slopes[0].theory == -2.0 and all(c.verdict == "holds" for c in report.cells)
 
 
 # -- statistics used by the check --------------------------------------------------------------
@@ -189,3 +287,14 @@ def test_median_ci_is_seeded_and_nan_when_too_few():
     med, lo, hi = bounds.median_ci(v)
     assert med == 3.0 and 1.0 <= lo <= 3.0 <= hi <= 5.0
     assert math.isnan(bounds.median_ci([2.0, math.nan])[1])
+
+
+def test_one_sided_slope_test():
+    fit = bounds.SlopeFit(-0.9, -1.2, -0.6, 0.0, 12, 4)
+    assert bounds.slope_not_shallower(fit, -1.0) is True and bounds.slope_agreement(fit, -1.0) == "consistent"
+    assert bounds.slope_not_shallower(fit, -0.5) is True  # steeper than theory passes
+    assert bounds.slope_agreement(fit, -0.5) == "steeper than theory"
+    assert bounds.slope_not_shallower(fit, -1.3) is False  # the whole interval above theory
+    assert bounds.slope_agreement(fit, -1.3) == "shallower than theory"
+    assert bounds.slope_not_shallower(fit, math.nan) is None
+    assert bounds.slope_not_shallower(bounds.SlopeFit(-1.0, math.nan, math.nan, 0.0, 2, 2), -1.0) is None

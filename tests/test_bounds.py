@@ -31,6 +31,15 @@ def uniform(n, dim, gen, box=BOX):
     return (2.0 * torch.rand(n, dim, generator=gen, dtype=torch.float64) - 1.0) * box
 
 
+def pointwise_constants(prior, x, x_train):
+    """The keyword constants of posterior_bound_pointwise for the prior's regime (piece keys included)."""
+    consts = bounds.prior_constants(prior, BOX)
+    consts.pop("geometry", None)
+    if prior.regime == "piecewise_smooth":
+        consts.update(key=prior.psi_piece_key(x.double()), key_train=prior.psi_piece_key(x_train.double()))
+    return consts
+
+
 # -- constants --------------------------------------------------------------------------------
 def test_unit_ball_volume_hand_values():
     hand = {1: 2.0, 2: math.pi, 3: 4 * math.pi / 3, 4: math.pi ** 2 / 2, 5: 8 * math.pi ** 2 / 15}
@@ -136,11 +145,14 @@ def test_bad_arguments_raise_config_error():
 
 
 def test_bound_for_prior_reads_family_constants():
-    for name, dim in (("l1", 3), ("neg_l1", 5)):
+    for name, dim, regime in (("l1", 3, "smooth"), ("neg_l1", 5, "piecewise_smooth"),
+                              ("minplus", 4, "piecewise_smooth")):
         p = priors.get(name, dim=dim, t=1.0)
         got = bounds.bound_for_prior(p, 500, BOX)
-        want = bounds.forward_mse_bound(p.regime, dim, 500, BOX, L=p.psi_smoothness(BOX), G=p.psi_lipschitz(BOX))
-        assert got == want and got.regime == {"l1": "smooth", "neg_l1": "lipschitz"}[name]
+        L = p.psi_smoothness(BOX) if regime == "smooth" else p.psi_piece_smoothness(BOX)
+        geometry = p.psi_piece_geometry(BOX) if regime == "piecewise_smooth" else None
+        want = bounds.forward_mse_bound(regime, dim, 500, BOX, L=L, G=p.psi_lipschitz(BOX), geometry=geometry)
+        assert got == want and got.regime == p.regime == regime
     cols = got.columns(float("nan"), 2.0)
     assert cols["bound_holds"] is None and math.isnan(cols["bound_ratio"])
     assert cols["bound_rel_value"] == pytest.approx(got.value / 2.0)
@@ -160,7 +172,7 @@ def test_distance_moment_bound_vs_monte_carlo():
     assert float((d ** 4).mean()) / bounds.nearest_distance_moment_bound(4, 1, 1000, BOX) > 0.05
 
 
-@pytest.mark.parametrize("name", ["l1", "neg_l1"])
+@pytest.mark.parametrize("name", ["l1", "neg_l1", "minplus"])
 @pytest.mark.parametrize("dim", range(1, 9))
 def test_apriori_bound_holds_for_maxplus(name, dim):
     p = priors.get(name, dim=dim, t=1.0)
@@ -171,27 +183,29 @@ def test_apriori_bound_holds_for_maxplus(name, dim):
         assert np.mean(mses) <= bounds.bound_for_prior(p, N, BOX).value
 
 
-@pytest.mark.parametrize("name", ["l1", "neg_l1"])
+@pytest.mark.parametrize("name", ["l1", "neg_l1", "minplus"])
 @pytest.mark.parametrize("dim", [1, 3, 8])
 def test_posterior_certificate_holds_pointwise_for_maxplus(name, dim):
     p = priors.get(name, dim=dim, t=1.0)
     gen = torch.Generator().manual_seed(dim)
     xt, x = uniform(300, dim, gen), uniform(1000, dim, gen)
     gap = p.psi(x) - maxplus(p, xt, x)
-    L, G = p.psi_smoothness(BOX), p.psi_lipschitz(BOX)
-    b = bounds.posterior_bound_pointwise(x, xt, p.regime, L=L, G=G, box=BOX)
+    consts = pointwise_constants(p, x, xt)
+    b = bounds.posterior_bound_pointwise(x, xt, p.regime, box=BOX, **consts)
     assert bool((gap >= -1e-12).all()) and bool((gap <= b + 1e-12).all())
     cert = bounds.certificate_for_prior(p, maxplus(p, xt, x), x, xt, BOX)
-    assert cert.holds and cert.mse_holds and cert.mse <= cert.value
+    # mse == value up to rounding for neg_l1 in dim 1: its pieces are quadratics with Hessian I,
+    # where the pointwise bound (1/2) d^2 is attained (the bound is sharp)
+    assert cert.holds and cert.mse_holds and cert.mse <= cert.value * (1 + 1e-9)
     assert cert.value == pytest.approx(float((b ** 2).mean()))
     # float32 inputs (as a run stores them) keep the guarantee within the float32 tolerance
     x32, xt32 = x.float(), xt.float()
     cert32 = bounds.posterior_certificate(p.psi(x32.double()), maxplus(p, xt32, x32), x32, xt32,
-                                          p.regime, L=L, G=G, box=BOX)
+                                          p.regime, box=BOX, **pointwise_constants(p, x32, xt32))
     assert cert32.holds
     assert bounds.certificate_for_prior(p, maxplus(p, xt32, x32).double(), x32.double(), xt32, BOX).holds
     # numpy in, numpy out
-    b_np = bounds.posterior_bound_pointwise(x.numpy(), xt.numpy(), p.regime, L=L, G=G)
+    b_np = bounds.posterior_bound_pointwise(x.numpy(), xt.numpy(), p.regime, **consts)
     assert isinstance(b_np, np.ndarray) and np.allclose(b_np, b.numpy())
 
 
@@ -219,7 +233,7 @@ def test_nearest_distance_chunks_match_brute_force():
     assert not x.requires_grad and x.dtype == torch.float64  # inputs untouched
 
 
-@pytest.mark.parametrize("name", ["l1", "neg_l1"])
+@pytest.mark.parametrize("name", ["l1", "neg_l1", "minplus"])
 def test_prior_side_bound_pointwise(name):
     """0 <= J_bvs(y) - J_N(y) <= b(x)/t at y = prox(x), J_N(y) = max_k S(x_k) - |y - x_k|^2/(2t)."""
     t, dim = 0.7, 3
@@ -228,46 +242,144 @@ def test_prior_side_bound_pointwise(name):
     xt, x = uniform(400, dim, gen), uniform(500, dim, gen)
     y = p.prox(x)
     j_n = (p.S(xt)[None, :] - ((y[:, None, :] - xt[None]) ** 2).sum(-1) / (2 * t)).max(-1).values
-    b = bounds.posterior_bound_pointwise(x, xt, p.regime, L=p.psi_smoothness(BOX), G=p.psi_lipschitz(BOX))
+    b = bounds.posterior_bound_pointwise(x, xt, p.regime, **pointwise_constants(p, x, xt))
     gap = p.J_bvs(y) - j_n
     assert bool((gap >= -1e-10).all()) and bool((gap <= b / t + 1e-10).all())
-    fwd = bounds.forward_mse_bound(p.regime, dim, 400, BOX, L=p.psi_smoothness(BOX), G=p.psi_lipschitz(BOX))
-    assert bounds.prior_mse_bound(p.regime, dim, 400, BOX, t, L=p.psi_smoothness(BOX),
-                                  G=p.psi_lipschitz(BOX)).value == pytest.approx(fwd.value / t ** 2)
+    fwd = bounds.forward_mse_bound(p.regime, dim, 400, BOX, **bounds.prior_constants(p, BOX))
+    assert bounds.prior_mse_bound(p.regime, dim, 400, BOX, t, **bounds.prior_constants(p, BOX)).value == \
+        pytest.approx(fwd.value / t ** 2)
 
 
-# -- slopes -----------------------------------------------------------------------------------
+
+
+# -- the piecewise smooth regime (docs/bounds.md, section 5) ------------------------------------
+def test_piecewise_bound_small_case_by_hand():
+    """neg_l1, n = 2, a = 4, N = 100: f = 1/4, Delta = 4 sqrt 2, L = 1, G = 5 sqrt 2, D = 8 sqrt 2;
+    (1/4) Delta^4 Gamma(3) (N f)^-2 P(2, N f) + (4 G^2 D^2 - Delta^4 / 4) e^{-N f}, and the
+    Lipschitz bound 4 G^2 a^2 [u^-1 P(1, u) + 15 e^{-u}], u = N pi / 16, is larger."""
+    mu, u = 25.0, 100 * math.pi / 16
+    main = 0.25 * 1024 * 2 / mu ** 2 * (1 - math.exp(-mu) * (1 + mu))
+    hand = main + (4 * 50 * 128 - 256) * math.exp(-mu)
+    lip = 4 * 50 * 16 * ((1 - math.exp(-u)) / u + 15 * math.exp(-u))
+    got = bounds.bound_for_prior(priors.get("neg_l1", dim=2, t=1.0), 100, BOX)
+    assert got.value == pytest.approx(hand, rel=1e-12) and hand < lip
+    assert got.name == "maxplus_apriori_piecewise_smooth" and got.slope == -2.0
+    assert bounds.theoretical_slope("piecewise_smooth", 4) == -1.0
+    # the piecewise bound never exceeds the Lipschitz one (the smaller valid bound is returned)
+    for N in (2, 10, 1e3):
+        g = bounds.forward_mse_bound("piecewise_smooth", 8, N, BOX, L=1.0, G=14.0, geometry=(-8 * math.log(2), 8.0))
+        assert g.value <= bounds.forward_mse_bound("lipschitz", 8, N, BOX, G=14.0).value
+    with pytest.raises(ConfigError, match="geometry"):
+        bounds.forward_mse_bound("piecewise_smooth", 2, 10, BOX, L=1.0, G=1.0)
+    with pytest.raises(ConfigError, match="log f"):
+        bounds.forward_mse_bound("piecewise_smooth", 2, 10, BOX, L=1.0, G=1.0, geometry=(0.25, 1.0))
+
+
+@pytest.mark.parametrize("name,params", [("neg_l1", {}), ("minplus", {}),
+                                         ("minplus", {"mus": [[1.0, 0.5, 0.0], [0.0, -0.3, 0.2]]})])
+def test_piece_region_volume_lemma_by_monte_carlo(name, params):
+    """vol(B(x, r) cap C_i(x)) >= f (2a)^n (r / Delta)^n: the fraction of uniform points of the box in
+    the ball around x and on x's piece is at least f (r/Delta)^n (the homothety lemma)."""
+    dim = 3
+    p = priors.get(name, dim=dim, t=1.0, **params)
+    assert p.regime == "piecewise_smooth"
+    log_f, delta = p.psi_piece_geometry(BOX)
+    gen = torch.Generator().manual_seed(11)
+    z = uniform(200_000, dim, gen)
+    kz = p.psi_piece_key(z)
+    for _ in range(20):
+        x = uniform(1, dim, gen)
+        same = (kz == p.psi_piece_key(x)).all(-1)
+        for r in (0.5, 2.0, delta):
+            frac = float((same & ((z - x).norm(dim=-1) <= r)).double().mean())
+            assert frac >= 0.9 * math.exp(log_f) * (r / delta) ** dim
+    fracs = [float((kz == k).all(-1).double().mean()) for k in torch.unique(kz[torch.isfinite(kz).all(-1)], dim=0)]
+    assert min(fracs) >= 0.98 * math.exp(log_f)  # f bounds every region's volume fraction
+
+
+def test_piece_keys_match_the_prox():
+    """Where a key is finite, the prox is the gradient of that piece (the premise of theorem 5)."""
+    gen = torch.Generator().manual_seed(4)
+    x = uniform(500, 3, gen)
+    neg = priors.get("neg_l1", dim=3, t=0.5)
+    assert torch.equal(neg.prox(x), x + 0.5 * neg.psi_piece_key(x))
+    assert torch.isnan(neg.psi_piece_key(torch.tensor([[0.0, 1.0, -1.0]]))).all()
+    mp = priors.get("minplus", dim=3, t=1.0)
+    k = mp.psi_piece_key(x).squeeze(-1).long()
+    mu = torch.tensor(mp.mus, dtype=torch.float64)
+    assert torch.allclose(mp.prox(x), (x + mu[k]) / 2, atol=1e-14)  # sigma = t = 1
+    assert priors.get("minplus", dim=3, sigmas=[1.0, 0.5]).regime == "lipschitz"
+    assert priors.get("minplus", dim=1).psi_piece_geometry(BOX) == (0.0, 8.0)  # both means coincide
+
+
+def test_piecewise_apriori_bound_is_not_vacuous():
+    """Max-plus MSE over the bound was ~1e-5..1e-4 with the Lipschitz bound; the piecewise bound is
+    within a factor of ~1000 of the Monte Carlo mean at n <= 4 (measured ratios 0.007..0.04)."""
+    gen = torch.Generator().manual_seed(21)
+    for name in ("neg_l1", "minplus"):
+        for dim in (2, 3, 4):
+            p = priors.get(name, dim=dim, t=1.0)
+            mse = np.mean([float(((p.psi(x) - maxplus(p, xt, x)) ** 2).mean())
+                           for xt, x in ((uniform(200, dim, gen), uniform(500, dim, gen)) for _ in range(10))])
+            ratio = mse / bounds.bound_for_prior(p, 200, BOX).value
+            lip = mse / bounds.forward_mse_bound("lipschitz", dim, 200, BOX, G=p.psi_lipschitz(BOX)).value
+            assert 1e-3 < ratio < 1 and ratio > 20 * lip, (name, dim, ratio, lip)
+
+
+def test_piecewise_certificate_is_tighter_than_lipschitz():
+    p = priors.get("minplus", dim=2, t=1.0)
+    gen = torch.Generator().manual_seed(8)
+    xt, x = uniform(300, 2, gen), uniform(800, 2, gen)
+    pw = bounds.posterior_bound_pointwise(x, xt, p.regime, **pointwise_constants(p, x, xt))
+    lip = bounds.posterior_bound_pointwise(x, xt, "lipschitz", G=p.psi_lipschitz(BOX))
+    gap = p.psi(x) - maxplus(p, xt, x)
+    assert bool((gap <= pw + 1e-12).all()) and bool((pw <= lip).all()) and float(pw.mean()) < 0.1 * float(lip.mean())
+    same = bounds.nearest_same_piece_distance(x, xt, p.psi_piece_key(x), p.psi_piece_key(xt))
+    assert bool((same >= bounds.nearest_distance(x, xt)).all())
+    nan_keys = torch.full((300, 1), math.nan, dtype=torch.float64)  # no sample on a single piece
+    assert torch.isinf(bounds.nearest_same_piece_distance(x, xt, p.psi_piece_key(x), nan_keys)).all()
+
+
+# -- one-sided slope tests on real max-plus fits (BRIEF section 7) --------------------------------
 COUNTS = (30, 70, 170, 400, 1000, 3000)  # six sample counts over two decades
 
 
-def _errors(dim, offset=0.0, reps=5, seed=0):
+def _maxplus_errors(dim, floor=0.0, reps=4, seed=0):
+    """Held-out forward MSE of baselines.maxplus fitted on hjbench.data.sample_split data (float64);
+    ``floor`` plants an estimator stuck at an error floor: its potential is maxplus - floor, so
+    its squared error (psi - psi_N + floor)^2 >= floor^2 stops falling."""
+    import baselines
+    from hjbench import data, methods
+
+    baselines.register()
     p = priors.get("l1", dim=dim, t=1.0)
     gen = torch.Generator().manual_seed(seed)
     ns, errs = [], []
     for N in COUNTS:
         for _ in range(reps):
-            xt, x = uniform(N, dim, gen), uniform(2000, dim, gen)
-            errs.append(float(((p.psi(x) - maxplus(p, xt, x) - offset) ** 2).mean()))
+            split = data.sample_split(p, N, n_test=1500, box=BOX, generator=gen, dtype=torch.float64)
+            m = methods.get("maxplus").fit(split.train, seed=0)
+            psi = p.psi(split.test.x)
+            errs.append(float(((psi - m.potential(split.test.x) + floor) ** 2).mean()))
             ns.append(N)
     return ns, errs
 
 
-def test_slope_dim2_matches_theory():
-    fit = bounds.fit_loglog_slope(*_errors(2))
-    assert fit.contains(bounds.theoretical_slope("smooth", 2)), fit
+@pytest.mark.parametrize("dim", [2, 4])
+def test_maxplus_slope_passes_one_sided_test(dim):
+    """The fitted slope is not significantly shallower than -4/n. Dim 2 gives about -2.0 (the
+    interval contains -2); dim 4 about -1.15, steeper than -1 (boundary layer and l1's flat cube
+    before the asymptotic regime, docs/bounds.md section 8), which the one-sided test accepts."""
+    theory = bounds.theoretical_slope("smooth", dim)
+    fit = bounds.fit_loglog_slope(*_maxplus_errors(dim))
+    assert bounds.slope_not_shallower(fit, theory) is True, fit
+    assert bounds.slope_agreement(fit, theory) in ("consistent", "steeper than theory"), fit
 
 
-def test_slope_dim4_at_least_as_steep_as_theory():
-    """Dim 4: the bound's rate N^{-1} is an upper bound on the decay. On 30..3000 the fitted slope
-    is about -1.15, steeper than -1: the boundary layer (relative size O(N^{-1/4})) and the flat
-    cube of l1 (coordinates in [-1, 1] decay like N^{-4/3}) are still visible; the local slope
-    approaches -1 only beyond N ~ 1e5 (docs/bounds.md, section 7). The guarantee's testable
-    consequence is that the data do not decay more slowly than -1."""
-    fit = bounds.fit_loglog_slope(*_errors(4))
-    assert fit.low <= bounds.theoretical_slope("smooth", 4) and fit.slope < -0.9, fit
-
-
-def test_slope_check_can_fail():
-    """A biased estimator (psi_N + 0.05) plateaus: its slope interval excludes the theory."""
-    fit = bounds.fit_loglog_slope(*_errors(2, offset=0.05, reps=2))
-    assert fit.low > bounds.theoretical_slope("smooth", 2), fit
+@pytest.mark.parametrize("dim,floor", [(2, 0.05), (4, 0.5)])
+def test_estimator_at_an_error_floor_fails_one_sided_test(dim, floor):
+    """maxplus - floor plateaus at floor^2 (about the max-plus MSE at N ~ 400): its slope
+    interval lies above -4/n, so the one-sided test rejects it."""
+    theory = bounds.theoretical_slope("smooth", dim)
+    fit = bounds.fit_loglog_slope(*_maxplus_errors(dim, floor=floor, reps=2))
+    assert bounds.slope_not_shallower(fit, theory) is False and fit.low > theory, fit

@@ -41,14 +41,18 @@ class AbstractPrior:
     Class attributes:
         name: registry key (set on the instance by the registry).
         tj_plus_q_convex: True when tJ + q is convex for every admissible t, so J_bvs = J.
-        regime: "smooth" if psi has a Lipschitz gradient on bounded boxes, else "lipschitz";
-            selects which max-plus bound applies (BRIEF section 7).
+        regime: which max-plus bound applies (BRIEF section 7; docs/bounds.md): "smooth" if
+            psi has a Lipschitz gradient on bounded boxes; "piecewise_smooth" if psi is a
+            maximum of finitely many smooth pieces with convex regions (then the family also
+            implements ``psi_piece_smoothness``, ``psi_piece_geometry`` and ``psi_piece_key``);
+            else "lipschitz". A family whose regime depends on its parameters sets it on the
+            instance in ``__init__``.
         test_params: tiny parameters for smoke runs and the conformance battery.
     """
 
     name: str = "abstract"
     tj_plus_q_convex: ClassVar[bool] = False
-    regime: ClassVar[str] = "lipschitz"
+    regime: str = "lipschitz"
     test_params: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, dim: int, t: float = 1.0):
@@ -72,6 +76,23 @@ class AbstractPrior:
     def psi_lipschitz(self, box: float) -> float:
         """An upper bound G on sup ||grad psi|| = sup ||prox(x)|| over [-box, box]^dim."""
         raise NotImplementedError
+
+    def psi_piece_smoothness(self, box: float) -> float:
+        """L = max_i L_i when psi = max_i psi_i on [-box, box]^dim with every piece psi_i
+        L_i-smooth there (regime "piecewise_smooth"); ``math.inf`` for other regimes."""
+        return math.inf
+
+    def psi_piece_geometry(self, box: float) -> tuple[float, float]:
+        """(log f, Delta) for the piecewise_smooth regime: every piece region
+        C_i = {x in [-box, box]^dim : psi_i(x) = psi(x)} is convex, with volume at least
+        f (2 box)^dim and diameter at most Delta (docs/bounds.md, section 5)."""
+        raise NotImplementedError(f"{type(self).__name__} is not in the piecewise_smooth regime")
+
+    def psi_piece_key(self, x: torch.Tensor) -> torch.Tensor:
+        """Key of the active piece at x, float64 of shape (..., k): two points have equal
+        rows iff the same single piece is active at both; a NaN row where no single piece is
+        active (a tie, where the prox selection need not be a piece's gradient)."""
+        raise NotImplementedError(f"{type(self).__name__} is not in the piecewise_smooth regime")
 
     # -- closed forms to implement -----------------------------------------------------------
     def _J(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,13 @@ Inf-convolution commutes with the min (BRIEF section 2), so with K components:
   prox_{tJ}(x) = (sigma_i x + t mu_i) / (sigma_i + t);
 * psi(x) = max_i Q_i(x), Q_i(x) = a_i ||x||^2/2 + <b_i, x> + c_i with a_i = sigma_i/(t + sigma_i),
   b_i = t mu_i/(t + sigma_i), c_i = -t ||mu_i||^2 / (2 (t + sigma_i)): a max of convex quadratics,
-  kinked along the switching surfaces (Lipschitz regime).
+  kinked along the switching surfaces, each piece a_i-smooth.
+
+Bound regime (docs/bounds.md, section 5): with two components of equal width the switching
+surface is the hyperplane <b_1 - b_2, x> = c_2 - c_1, both piece regions are convex, and their
+volumes are bounded below by Ball's cube-slicing theorem: regime "piecewise_smooth" with
+L = max_i a_i. Otherwise (unequal widths: a sphere; three or more components: regions whose
+volume we do not bound) the regime is "lipschitz".
 
 g = psi^* has no closed form; it is computed exactly (to rounding) by the dual over the simplex:
 g(y) = min_{lambda in simplex} D(lambda), D(lambda) = ||y - sum_i lambda_i b_i||^2 / (2 sum_i
@@ -64,7 +70,7 @@ class MinPlusPrior(AbstractPrior):
     """
 
     tj_plus_q_convex = False
-    regime = "lipschitz"
+    regime = "lipschitz"  # "piecewise_smooth" per instance: see __init__
     test_params: dict[str, Any] = {"sigmas": [1.0, 0.5]}  # unequal widths; means stay per-dim defaults
 
     def __init__(self, dim: int, t: float = 1.0, mus: Any = None, sigmas: Any = None,
@@ -85,6 +91,8 @@ class MinPlusPrior(AbstractPrior):
         if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
             raise ConfigError(f"max_iter={max_iter!r} must be an integer >= 0")
         self.max_iter = max_iter
+        if len(self.mus) <= 2 and len(set(self.sigmas)) == 1:
+            self.regime = "piecewise_smooth"
 
     def params(self) -> dict[str, Any]:
         return {"mus": [list(m) for m in self.mus], "sigmas": list(self.sigmas)}
@@ -143,6 +151,52 @@ class MinPlusPrior(AbstractPrior):
         box = check_positive("box", box)
         return max((s * math.sqrt(self.dim) * box + self.t * math.sqrt(sum(v * v for v in m))) / (s + self.t)
                    for m, s in zip(self.mus, self.sigmas))
+
+    def _pieces(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(a, b, c) of Q_i(x) = a_i ||x||^2/2 + <b_i, x> + c_i, float64, shapes (K,), (K, dim), (K,)."""
+        mu, sigma = self._consts(torch.zeros(0, dtype=torch.float64))
+        return (sigma / (self.t + sigma), self.t * mu / (self.t + sigma).unsqueeze(-1),
+                -self.t * (mu * mu).sum(-1) / (2 * (self.t + sigma)))
+
+    def psi_piece_smoothness(self, box: float) -> float:
+        """L = max_i a_i = max_i sigma_i / (t + sigma_i): the Hessian of Q_i is a_i I."""
+        check_positive("box", box)
+        if self.regime != "piecewise_smooth":
+            return math.inf
+        return float(self._pieces()[0].max())
+
+    def psi_piece_geometry(self, box: float) -> tuple[float, float]:
+        """(log f, Delta) with Delta = 2 box sqrt(dim) and, for two pieces of equal width split by the
+        hyperplane <w, x> = beta (w = b_1 - b_2, beta = c_2 - c_1) at distance h = |beta|/||w||
+        from the centre, f = 1/2 - sqrt(2) h / (2 box) (a section of the cube [-box, box]^dim has
+        (dim-1)-volume <= sqrt(2) (2 box)^(dim-1), K. Ball 1986); f = 1 for a single piece
+        (w = 0); log f = -inf when the bound on f is not positive."""
+        box = check_positive("box", box)
+        if self.regime != "piecewise_smooth":
+            return super().psi_piece_geometry(box)
+        _, b, c = self._pieces()
+        delta = 2.0 * box * math.sqrt(self.dim)
+        w = float((b[0] - b[-1]).norm())
+        if w == 0.0:
+            return 0.0, delta
+        frac = 0.5 - math.sqrt(2.0) * abs(float(c[-1] - c[0])) / w / (2.0 * box)
+        return (math.log(frac) if frac > 0 else -math.inf), delta
+
+    def psi_piece_key(self, x: torch.Tensor) -> torch.Tensor:
+        """Index of the active quadratic (argmax_i Q_i(x)) as float64, shape (..., 1); NaN where the
+        two largest Q_i agree to 1e-12 (1 + |psi|) (a tie, within rounding); 0 everywhere when the
+        pieces coincide (equal means)."""
+        if self.regime != "piecewise_smooth":
+            return super().psi_piece_key(x)
+        x = self._check(x).detach().to(torch.float64)
+        a, b, c = self._pieces()
+        q = 0.5 * (x * x).sum(-1, keepdim=True) * a.to(x.device) + x @ b.to(x.device).T + c.to(x.device)
+        if q.shape[-1] == 1 or float((b[0] - b[-1]).norm()) == 0.0:  # one piece (equal means)
+            return torch.zeros_like(q[..., :1])
+        top = q.topk(2, dim=-1).values
+        tie = (top[..., 0] - top[..., 1]) <= 1e-12 * (1.0 + top[..., 0].abs())
+        key = q.argmax(-1, keepdim=True).to(torch.float64)
+        return torch.where(tie.unsqueeze(-1), torch.full_like(key, math.nan), key)
 
 
 def _conjugate(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, y: torch.Tensor,

@@ -5,7 +5,9 @@ Per coordinate, inf_y -|y| + (u - y)^2/(2t) is attained at y = u + t sign(u) wit
 
 * S(x, t) = -||x||_1 - dim * t / 2        (the constant is dim * t/2, not t/2);
 * grad S(x) = -sign(x);  prox_{tJ}(x) = x + t sign(x);
-* psi(x) = q(x) + t ||x||_1 + dim * t^2 / 2, kinked at every x_i = 0 (Lipschitz, not C^{1,1});
+* psi(x) = q(x) + t ||x||_1 + dim * t^2 / 2, kinked at every x_i = 0 (not C^{1,1}), and
+  psi = max_s psi_s over sign patterns s in {-1, 1}^dim, psi_s(x) = q(x) + t <s, x> + dim t^2/2:
+  each piece is 1-smooth and active on the orthant {s_i x_i >= 0} (regime "piecewise_smooth");
 * g = (tJ + q)^** per coordinate: g(v) = max(|v| - t, 0)^2 / 2 - t^2 / 2, summed;
   grad g(v) = sign(v) max(|v| - t, 0) (the preimage; 0 on the gap |v| <= t);
 * J_bvs(y) = sum_i j(y_i), j(u) = -|u| if |u| > t else -(t^2 + u^2)/(2t), strictly below J
@@ -44,7 +46,7 @@ class NegL1Prior(AbstractPrior):
     """
 
     tj_plus_q_convex = False
-    regime = "lipschitz"
+    regime = "piecewise_smooth"
     test_params: dict[str, Any] = {}
 
     def __init__(self, dim: int, t: float = 1.0):
@@ -79,3 +81,18 @@ class NegL1Prior(AbstractPrior):
         """sup ||prox(x)|| over [-box, box]^dim = sqrt(dim) * (box + t)."""
         box = check_positive("box", box)
         return math.sqrt(self.dim) * (box + self.t)
+
+    def psi_piece_smoothness(self, box: float) -> float:
+        """Every piece q + t <s, x> + dim t^2/2 has Hessian I: L = 1 (for every t and box)."""
+        check_positive("box", box)
+        return 1.0
+
+    def psi_piece_geometry(self, box: float) -> tuple[float, float]:
+        """Piece regions are the 2^dim orthant cubes of side box: f = 2^-dim, Delta = box sqrt(dim)."""
+        box = check_positive("box", box)
+        return -self.dim * math.log(2.0), box * math.sqrt(self.dim)
+
+    def psi_piece_key(self, x: torch.Tensor) -> torch.Tensor:
+        """The sign pattern sign(x) (the active piece s); NaN where some x_i = 0 (a tie)."""
+        key = torch.sign(self._check(x).detach().to(torch.float64))
+        return torch.where((key == 0).any(-1, keepdim=True), torch.full_like(key, math.nan), key)

@@ -264,6 +264,9 @@ class RunFolder:
                 _check_row(self.parquet, i + 1, row)
         elif self.jsonl.exists():
             rows = self.rows()
+        elif self.run_json.exists():
+            self.read_run_json()  # a run that has just started: checked, and no rows yet
+            rows = []
         else:
             raise RunError(f"{self.path}: no trials.jsonl or trials.parquet; allowed: a run folder "
                            "written by `hjbench run`")

@@ -3,32 +3,43 @@
 Reads ``RUN/trials.parquet`` (or ``RUN/trials.jsonl`` when the parquet file is missing; columns
 as in the results schema, version 1), judges every cell (method, prior, dim, n_samples, t),
 fits the log-log slope of the forward MSE against n_samples per (method, prior, dim, t),
-prints the tables and writes them to ``RUN/bound_report.md``. Rules (docs/bounds.md, section 8):
+prints the tables and writes them to ``RUN/bound_report.md``. Rules (docs/bounds.md, section 9):
 
+* the guaranteed methods (those the bound is a theorem about) are, in order of precedence:
+  the ``guaranteed`` argument; else the methods with a non-empty ``guarantee`` value in the
+  run's rows, if the run has that column; else the registered methods whose class declares
+  a ``guarantee`` (``hjbench.methods``; the max-plus interpolant declares "maxplus");
 * a cell is judged on its trials with status "ok" and a finite forward_mse; a cell with none,
   or without a finite bound_value, is "not judged: <reason>";
-* the max-plus interpolant (:data:`GUARANTEED_METHODS`) is "violated" when the a posteriori
-  certificate fails in any trial (cert_holds False: a deterministic theorem, so a bug), or
-  when the mean forward MSE over repetitions exceeds the a priori bound (a bound on the
-  expectation, which the mean estimates); otherwise "holds";
-* a learned method is "within the max-plus guarantee" or "worse than the max-plus guarantee"
+* a guaranteed method's cell is "violated" when the a posteriori certificate fails in any
+  trial (cert_holds False: a deterministic theorem, so a bug), or when the mean forward MSE
+  over repetitions exceeds the a priori bound (a bound on the expectation, which the mean
+  estimates); otherwise "holds";
+* any other method is "within the max-plus guarantee" or "worse than the max-plus guarantee"
   (mean above the bound): a yardstick, never a failure of the run;
-* slopes and their 95% intervals are informative and do not change the exit code.
+* slopes: trials flagged ``opt_limited`` (training error not well below held-out error) are
+  left out of the fit unless ``include_opt_limited``; the test is one-sided (pass unless the
+  slope's 95% interval lies above the theoretical slope). For a guaranteed method it is
+  binding where the bound's own slope over the fitted counts is within 10% of theory: a
+  failure there is a violation; elsewhere it is informative.
 
 Exit codes of :func:`main`:
 
 ====  ============================================================================
-0     every max-plus cell was judged and holds (also: the run has no max-plus cell)
-2     RUN is not a run folder, or its trials table cannot be read (one-line error)
-3     the max-plus interpolant violates its guarantee in at least one cell
-4     no violation, but at least one max-plus cell could not be judged
+0     every guaranteed cell was judged and holds, and no binding slope test fails
+      (also: the run has no guaranteed method; a note says so)
+2     RUN is not a run folder, or its trials table cannot be read (one line ``error: ...``
+      on ``err``, standard error by default; no traceback)
+3     a guaranteed method violates its guarantee: a cell (certificate or a priori bound)
+      or a binding one-sided slope test; the report's last line gives the reason
+4     no violation, but at least one guaranteed cell could not be judged
 ====  ============================================================================
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import sys
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -37,152 +48,43 @@ import pandas as pd
 
 from .bounds.apriori import BOUND_REGIMES
 from .bounds.apriori import theoretical_slope
-from .bounds.stats import SlopeFit
 from .bounds.stats import fit_loglog_slope
 from .bounds.stats import median_ci
+from .bounds.stats import slope_agreement
+from .bounds.stats import slope_not_shallower
+from .bounds.verdict import EXIT_NOT_A_RUN, EXIT_OK, EXIT_UNJUDGED, EXIT_VIOLATED
+from .bounds.verdict import BoundReport, CellVerdict, SlopeVerdict
 from ..errors import HJBenchError
 
-__all__ = ["EXIT_OK", "EXIT_NOT_A_RUN", "EXIT_VIOLATED", "EXIT_UNJUDGED", "GUARANTEED_METHODS",
-           "RunError", "CellVerdict", "SlopeVerdict", "BoundReport", "load_trials", "check_run", "main"]
+__all__ = ["EXIT_OK", "EXIT_NOT_A_RUN", "EXIT_VIOLATED", "EXIT_UNJUDGED", "RunError", "CellVerdict",
+           "SlopeVerdict", "BoundReport", "registered_guarantees", "guaranteed_methods", "load_trials",
+           "check_run", "main"]
 
-EXIT_OK, EXIT_NOT_A_RUN, EXIT_VIOLATED, EXIT_UNJUDGED = 0, 2, 3, 4
-GUARANTEED_METHODS = frozenset({"maxplus"})  # methods the bound is a theorem about
 REQUIRED = ("method", "prior", "dim", "n_samples", "status", "forward_mse", "bound_value")
 _KEY = ["method", "prior", "dim", "n_samples", "t"]
+BINDING_RTOL = 0.1  # the slope test binds where |bound's slope - theory| <= 10% of |theory|
 
 
 class RunError(HJBenchError):
     """The folder is not a run, or its trials table cannot be read."""
 
 
-@dataclass(frozen=True)
-class CellVerdict:
-    """One cell: forward-MSE statistics over its ok repetitions, the bound and the verdict."""
+def registered_guarantees() -> frozenset[str]:
+    """Registered methods whose class declares a ``guarantee`` (e.g. "maxplus")."""
+    from .. import methods
 
-    method: str
-    prior: str
-    dim: int
-    n_samples: int
-    t: float
-    n_trials: int
-    n_ok: int
-    median: float
-    ci_low: float
-    ci_high: float
-    mean: float
-    bound: float
-    ratio: float  # mean / bound
-    cert_median: float
-    n_cert_fail: int
-    n_above: int  # ok trials with forward_mse above the a priori bound
-    guaranteed: bool
-    judged: bool
-    violated: bool
-    verdict: str
+    return frozenset(n for n in methods.names() if getattr(methods.entry(n).cls, "guarantee", None))
 
 
-@dataclass(frozen=True)
-class SlopeVerdict:
-    """Fitted log-log slope of one (method, prior, dim, t) beside the theoretical slope."""
-
-    method: str
-    prior: str
-    dim: int
-    t: float
-    fit: SlopeFit
-    theory: float
-    agreement: str
-
-
-@dataclass
-class BoundReport:
-    """Everything ``check-bound`` found; :attr:`exit_code` and :meth:`to_markdown` summarise it."""
-
-    run_dir: Path
-    run_id: str
-    source: str
-    n_rows: int
-    cells: list[CellVerdict]
-    slopes: list[SlopeVerdict]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def violations(self) -> list[CellVerdict]:
-        return [c for c in self.cells if c.violated]
-
-    @property
-    def unjudged(self) -> list[CellVerdict]:
-        return [c for c in self.cells if not c.judged]
-
-    @property
-    def exit_code(self) -> int:
-        if self.violations:
-            return EXIT_VIOLATED
-        return EXIT_UNJUDGED if any(c.guaranteed for c in self.unjudged) else EXIT_OK
-
-    def summary(self) -> str:
-        guaranteed = [c for c in self.cells if c.guaranteed]
-        if self.violations:
-            return (f"VIOLATED: the max-plus guarantee fails in {len(self.violations)} of "
-                    f"{len(guaranteed)} max-plus cells (exit {EXIT_VIOLATED})")
-        bad = [c for c in self.unjudged if c.guaranteed]
-        if bad:
-            return (f"no violation, but {len(bad)} of {len(guaranteed)} max-plus cells could not "
-                    f"be judged (exit {EXIT_UNJUDGED})")
-        if not guaranteed:
-            return "no max-plus cell in this run: nothing is held to the guarantee (exit 0)"
-        return f"the max-plus guarantee holds in all {len(guaranteed)} max-plus cells (exit 0)"
-
-    def to_markdown(self) -> str:
-        show_t = len({c.t for c in self.cells}) > 1
-        head = ["method", "prior", "dim"] + (["t"] if show_t else [])
-        rows = [[c.method, c.prior, str(c.dim)] + ([_g(c.t)] if show_t else []) + [
-            str(c.n_samples), f"{c.n_ok}/{c.n_trials}", _g(c.median), f"[{_g(c.ci_low)}, {_g(c.ci_high)}]",
-            _g(c.mean), _g(c.bound), _g(c.ratio), f"{c.n_above}/{c.n_ok}", _g(c.cert_median),
-            c.verdict] for c in self.cells]
-        cells = _table(head + ["N", "ok", "median MSE", "95% CI", "mean MSE", "bound", "mean/bound",
-                               "trials above", "cert (median)", "verdict"], rows)
-        srows = [[s.method, s.prior, str(s.dim)] + ([_g(s.t)] if show_t else []) + [
-            str(s.fit.n_counts), str(s.fit.n_points), _g(s.fit.slope), f"[{_g(s.fit.low)}, {_g(s.fit.high)}]",
-            _g(s.theory), s.agreement] for s in self.slopes]
-        slopes = _table(head + ["#N", "#points", "slope", "95% CI", "theory", "agreement"], srows)
-        lines = [f"# Bound check: run {self.run_id}", "",
-                 f"Source: `{self.source}` ({self.n_rows} trials). Bounds and rules: docs/bounds.md. "
-                 "MSE = forward_mse (psi on the held-out set); bound = a priori max-plus bound; "
-                 "95% CI = seeded percentile bootstrap of the median.", "",
-                 "## Cells", "", cells, "", "## Log-log slopes of forward MSE against N", "", slopes, ""]
-        if self.unjudged:
-            lines += ["## Not judged", ""] + _grouped(self.unjudged) + [""]
-        lines += [f"- {n}" for n in self.notes] + ([""] if self.notes else [])
-        return "\n".join(lines + [f"**Result:** {self.summary()}", ""])
-
-
-def _grouped(cells: list) -> list[str]:
-    """One line per (method, verdict): cells that share a reason (a method without a potential
-    is unjudged everywhere) are listed once, with the cells they cover."""
-    groups: dict[tuple[str, str], list] = {}
-    for c in cells:
-        groups.setdefault((c.method, c.verdict), []).append(c)
-    lines = []
-    for (method, verdict), cs in groups.items():
-        if len(cs) == 1:
-            c = cs[0]
-            lines.append(f"- {method} / {c.prior} / dim {c.dim} / N {c.n_samples}: {verdict}")
-        else:
-            span = lambda attr: ", ".join(str(v) for v in dict.fromkeys(getattr(c, attr) for c in cs))  # noqa: E731
-            lines.append(f"- {method}, {len(cs)} cells (priors {span('prior')}; dims {span('dim')}; "
-                         f"N {span('n_samples')}): {verdict}")
-    return lines
-
-
-def _g(v: float) -> str:
-    return "n/a" if v is None or not math.isfinite(v) else f"{v:.3g}"
-
-
-def _table(head: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-    fmt = lambda r: "| " + " | ".join(s.ljust(w) for s, w in zip(r, widths)) + " |"  # noqa: E731
-    return "\n".join([fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [fmt(r) for r in rows])
+def guaranteed_methods(frame: pd.DataFrame, explicit: Iterable[str] | None = None) -> frozenset[str]:
+    """The methods held to the guarantee: ``explicit`` if given, else the run's ``guarantee``
+    column (methods with a non-empty value) if present, else :func:`registered_guarantees`."""
+    if explicit is not None:
+        return frozenset(explicit)
+    if "guarantee" in frame.columns:
+        has = frame["guarantee"].map(lambda v: v is not None and not pd.isna(v) and str(v) != "")
+        return frozenset(frame.loc[has, "method"].astype(str))
+    return registered_guarantees()
 
 
 def load_trials(run_dir: str | Path) -> tuple[pd.DataFrame, str]:
@@ -266,59 +168,104 @@ def _note(frame: pd.DataFrame, col: str = "message") -> str:
     return f" ({vals[0].split('; ')[0][:120]})" if vals else ""
 
 
-def _slope(key: tuple, group: pd.DataFrame) -> SlopeVerdict:
+def _regime_of(name: str) -> str | None:
+    """The regime a bound name ends with (the longest match: "piecewise_smooth" before "smooth")."""
+    for r in sorted(BOUND_REGIMES, key=len, reverse=True):
+        if name.endswith("_" + r):
+            return r
+    return None
+
+
+def _theory(group: pd.DataFrame, dim: int) -> float:
+    """The theoretical slope column, or (older rows) the slope of the bound name's regime."""
+    theory = _num(group, "theoretical_slope")
+    if np.isfinite(theory).any():
+        return float(np.nanmedian(theory))
+    names = set(group["bound_name"].dropna().astype(str)) if "bound_name" in group.columns else set()
+    regimes = {_regime_of(nm) for nm in names} - {None}
+    return theoretical_slope(regimes.pop(), int(dim)) if len(regimes) == 1 else math.nan
+
+
+def _opt_limited(frame: pd.DataFrame) -> np.ndarray:
+    """The ``opt_limited`` flags as booleans; a missing column or value counts as False."""
+    if "opt_limited" not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    return np.array([v is not None and not pd.isna(v) and bool(v) for v in frame["opt_limited"]], dtype=bool)
+
+
+def _slope(key: tuple, group: pd.DataFrame, guaranteed: bool, include_opt_limited: bool) -> SlopeVerdict:
     method, prior, dim, t = key
     t = t if math.isfinite(t) else math.nan
     ok = group[group["status"] == "ok"]
-    fit = fit_loglog_slope(_num(ok, "n_samples"), _num(ok, "forward_mse"))
-    theory = _num(group, "theoretical_slope")
-    theory = float(np.nanmedian(theory)) if np.isfinite(theory).any() else math.nan
-    names = set(group["bound_name"].dropna().astype(str)) if "bound_name" in group.columns else set()
-    regimes = {r for r in BOUND_REGIMES for nm in names if nm.endswith("_" + r)}
-    if not math.isfinite(theory) and len(regimes) == 1:  # older rows: derive it from the bound's name
-        theory = theoretical_slope(regimes.pop(), int(dim))
-    if not math.isfinite(fit.low):
-        agreement = f"not fitted: {fit.n_points} points at {fit.n_counts} sample counts (need 3 and 2)"
-    elif not math.isfinite(theory):
-        agreement = "no theoretical slope"
-    elif fit.contains(theory):
-        agreement = "consistent"
-    else:
-        agreement = "steeper than theory" if fit.high < theory else "shallower than theory"
-    return SlopeVerdict(str(method), str(prior), int(dim), float(t), fit, theory, agreement)
+    limited = _opt_limited(ok)
+    kept = ok if include_opt_limited else ok[~limited]
+    n_samples = _num(kept, "n_samples")
+    fit = fit_loglog_slope(n_samples, _num(kept, "forward_mse"))
+    theory = _theory(group, dim)
+    bound_slope = fit_loglog_slope(n_samples, _num(kept, "bound_value")).slope
+    passed = slope_not_shallower(fit, theory)
+    binding = bool(guaranteed and passed is not None and math.isfinite(bound_slope)
+                   and abs(bound_slope - theory) <= BINDING_RTOL * abs(theory))
+    return SlopeVerdict(str(method), str(prior), int(dim), float(t), fit, theory, slope_agreement(fit, theory),
+                        n_left_out=0 if include_opt_limited else int(limited.sum()), bound_slope=bound_slope,
+                        passed=passed, binding=binding, violated=binding and passed is False)
 
 
-def check_run(run_dir: str | Path, guaranteed: Iterable[str] = GUARANTEED_METHODS) -> BoundReport:
-    """Judge every cell of the run in ``run_dir``; raises :class:`RunError` when it is not a run."""
+def _sorted_groups(frame: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
+    """Cells grouped by (method, prior, dim, n_samples, t), in run order of method and prior."""
+    order = {c: {v: i for i, v in enumerate(dict.fromkeys(frame[c]))} for c in ("method", "prior")}
+    return sorted(frame.groupby(_KEY, sort=False, dropna=False),
+                  key=lambda kg: (order["method"][kg[0][0]], order["prior"][kg[0][1]], kg[0][2],
+                                  _nan_last(kg[0][4]), kg[0][3]))
+
+
+def _nan_last(v: float) -> float:
+    return math.inf if not math.isfinite(v) else v
+
+
+def check_run(run_dir: str | Path, guaranteed: Iterable[str] | None = None, *,
+              include_opt_limited: bool = False) -> BoundReport:
+    """Judge every cell and slope of the run in ``run_dir``; raises :class:`RunError` when it is not a run.
+
+    Args:
+        guaranteed: the methods held to the guarantee; default :func:`guaranteed_methods`.
+        include_opt_limited: fit slopes over optimisation-limited trials too.
+    """
     frame, source = load_trials(run_dir)
     frame = frame.copy()
     frame["t"] = _num(frame, "t")
     frame["status"] = frame["status"].astype(str)
-    guaranteed = frozenset(guaranteed)
-    order = {c: {v: i for i, v in enumerate(dict.fromkeys(frame[c]))} for c in ("method", "prior")}
-    nan_last = lambda v: math.inf if not math.isfinite(v) else v  # noqa: E731
-    groups = sorted(frame.groupby(_KEY, sort=False, dropna=False),
-                    key=lambda kg: (order["method"][kg[0][0]], order["prior"][kg[0][1]], kg[0][2],
-                                    nan_last(kg[0][4]), kg[0][3]))
-    cells = [_judge(k, g, k[0] in guaranteed) for k, g in groups]
+    held = guaranteed_methods(frame, guaranteed)
+    groups = _sorted_groups(frame)
+    cells = [_judge(k, g, k[0] in held) for k, g in groups]
     fits: dict[tuple, list[pd.DataFrame]] = {}
     for k, g in groups:
-        fits.setdefault((k[0], k[1], k[2], nan_last(k[4])), []).append(g)
-    slopes = [_slope(k, pd.concat(gs)) for k, gs in fits.items()]
+        fits.setdefault((k[0], k[1], k[2], _nan_last(k[4])), []).append(g)
+    slopes = [_slope(k, pd.concat(gs), k[0] in held, include_opt_limited) for k, gs in fits.items()]
     notes = []
     if not any(c.guaranteed for c in cells):
-        notes.append(f"no cell of {sorted(guaranteed)} in this run: no cell is held to the guarantee")
+        notes.append(f"no cell of a guaranteed method ({sorted(held) or 'none registered'}) in this run: "
+                     "no cell is held to the guarantee")
+    left = sum(s.n_left_out for s in slopes)
+    if left:
+        notes.append(f"{left} optimisation-limited trials (opt_limited True) left out of the slope fits")
     ids = list(dict.fromkeys(str(v) for v in frame["run_id"].dropna())) if "run_id" in frame.columns else []
     run_id = ids[0] if len(ids) == 1 else Path(run_dir).name
     return BoundReport(Path(run_dir), run_id, source, len(frame), cells, slopes, notes)
 
 
-def main(run_dir: str | Path, out: Callable[[str], None] = print) -> int:
-    """Run the check, print the report through ``out``, write bound_report.md; return the exit code."""
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def main(run_dir: str | Path, out: Callable[[str], None] = print, err: Callable[[str], None] = _stderr, *,
+         guaranteed: Iterable[str] | None = None, include_opt_limited: bool = False) -> int:
+    """Run the check, print the report through ``out`` (errors and notes through ``err``), write
+    RUN/bound_report.md; return the exit code (module docstring)."""
     try:
-        report = check_run(run_dir)
+        report = check_run(run_dir, guaranteed, include_opt_limited=include_opt_limited)
     except RunError as exc:
-        out(f"error: {exc}")
+        err(f"error: {exc}")
         return EXIT_NOT_A_RUN
     text = report.to_markdown()
     for line in text.splitlines():
@@ -326,5 +273,5 @@ def main(run_dir: str | Path, out: Callable[[str], None] = print) -> int:
     try:
         (Path(run_dir) / "bound_report.md").write_text(text)
     except OSError as exc:
-        out(f"note: could not write bound_report.md: {exc}")
+        err(f"note: could not write bound_report.md: {exc}")
     return report.exit_code

@@ -5,6 +5,9 @@ v_k = grad psi(x_k), of samples x_k in the box [-a, a]^n (docs/bounds.md, theore
 
 * smooth regime (grad psi L-Lipschitz on the box):  0 <= psi(x) - psi_N(x) <= (L/2) d(x, X_N)^2
 * Lipschitz regime (||grad psi|| <= G on the box):   0 <= psi(x) - psi_N(x) <= 2 G d(x, X_N)
+* piecewise smooth regime (psi = max_i psi_i, psi_i L_i-smooth, L = max_i L_i):
+  0 <= psi(x) - psi_N(x) <= min(2 G d(x, X_N), (L/2) d(x, X_N^{i(x)})^2), X_N^{i} the samples
+  at which piece i alone is active, i(x) the piece active at x (docs/bounds.md, theorem 5)
 
 for every x in the box. The certificate of a sample on query points x_1..x_m is the mean of
 the squared pointwise bound, a bound on the max-plus interpolant's MSE at those points.
@@ -21,9 +24,10 @@ import torch
 from ...errors import ConfigError, check_choice, check_finite, check_int, check_positive
 from .apriori import BOUND_REGIMES
 from .apriori import _constant
+from .apriori import prior_constants
 
-__all__ = ["nearest_distance", "posterior_bound_pointwise", "Certificate", "posterior_certificate",
-           "certificate_for_prior"]
+__all__ = ["nearest_distance", "nearest_same_piece_distance", "posterior_bound_pointwise", "Certificate",
+           "posterior_certificate", "certificate_for_prior"]
 
 _CHUNK_ENTRIES = 1 << 22  # distance-matrix entries held at once (32 MiB in float64)
 # tolerance on psi - psi_hat per dtype, relative to 1 + max |psi| (rounding of psi and psi_hat)
@@ -78,21 +82,66 @@ def nearest_distance(x, x_train, chunk_entries: int = _CHUNK_ENTRIES) -> torch.T
     return out
 
 
-def posterior_bound_pointwise(x, x_train, regime: str, L: float | None = None,
-                              G: float | None = None, box: float | None = None):
-    """Pointwise bound on psi(x) - psi_N(x): (L/2) d^2 (smooth) or 2 G d (Lipschitz).
+def _piece_labels(key, key_train, m: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer labels of the piece keys (equal rows, equal label); -1 for a NaN row (a tie)."""
+    k, kt = _as_tensor("key", key), _as_tensor("key_train", key_train, device=None)
+    k, kt = k.reshape(m, -1), kt.to(k.device).reshape(n, -1)
+    if k.shape[1] != kt.shape[1]:
+        raise ConfigError(f"key has {k.shape[1]} columns and key_train {kt.shape[1]}; both must come from "
+                          "the same prior's psi_piece_key")
+    keys = torch.cat([k, kt])
+    valid = torch.isfinite(keys).all(-1)
+    labels = torch.full((m + n,), -1, dtype=torch.long, device=keys.device)
+    if bool(valid.any()):
+        labels[valid] = torch.unique(keys[valid], dim=0, return_inverse=True)[1]
+    return labels[:m], labels[m:]
+
+
+def nearest_same_piece_distance(x, x_train, key, key_train, chunk_entries: int = _CHUNK_ENTRIES) -> torch.Tensor:
+    """d(x_j, X_N^{i(x_j)}): distance to the nearest training point with the same piece key; inf
+    when there is none or x_j's key is NaN. x (m, dim), x_train (N, dim), key (m, k), key_train
+    (N, k) from ``prior.psi_piece_key``; float64, shape (m,), on x's device."""
+    xq, xt = _points(x, x_train, None)
+    lq, lt = _piece_labels(key, key_train, xq.shape[0], xt.shape[0])
+    out = torch.full((xq.shape[0],), torch.inf, dtype=torch.float64, device=xq.device)
+    order_q, order_t = torch.argsort(lq), torch.argsort(lt)
+    sq, st = lq[order_q], lt[order_t]
+    labels = torch.unique(sq[sq >= 0])
+    q_lo, q_hi = torch.searchsorted(sq, labels), torch.searchsorted(sq, labels, right=True)
+    t_lo, t_hi = torch.searchsorted(st, labels), torch.searchsorted(st, labels, right=True)
+    for a, b, c, e in zip(q_lo.tolist(), q_hi.tolist(), t_lo.tolist(), t_hi.tolist()):
+        if e > c:
+            rows = order_q[a:b]
+            out[rows] = nearest_distance(xq[rows], xt[order_t[c:e]], chunk_entries)
+    return out
+
+
+def posterior_bound_pointwise(x, x_train, regime: str, L: float | None = None, G: float | None = None,
+                              box: float | None = None, key=None, key_train=None):
+    """Pointwise bound on psi(x) - psi_N(x): (L/2) d^2 (smooth), 2 G d (Lipschitz), or
+    min(2 G d, (L/2) d_same^2) (piecewise smooth, d_same from :func:`nearest_same_piece_distance`).
 
     Args:
         x: query points, shape (m, dim), torch or numpy. x_train: the N samples, (N, dim).
-        regime: "smooth" (needs L) or "lipschitz" (needs G). box: if given, check that every
-            point lies in [-box, box]^dim, where the constants hold.
+        regime: "smooth" (needs L), "lipschitz" (needs G) or "piecewise_smooth" (needs L, G,
+            and the piece keys ``key`` of x and ``key_train`` of x_train). box: if given, check
+            that every point lies in [-box, box]^dim, where the constants hold.
     Returns: shape (m,), float64, numpy if ``x`` is numpy, else a tensor on x's device.
     """
     check_choice("regime", regime, BOUND_REGIMES)
     _constant(regime, L, G)
     xq, xt = _points(x, x_train, box)
     d = nearest_distance(xq, xt)
-    bound = 0.5 * float(L) * d * d if regime == "smooth" else 2.0 * float(G) * d
+    if regime == "smooth":
+        bound = 0.5 * float(L) * d * d
+    else:
+        bound = 2.0 * float(G) * d
+    if regime == "piecewise_smooth":
+        if key is None or key_train is None:
+            raise ConfigError("key and key_train must be given in the piecewise_smooth regime "
+                              "(prior.psi_piece_key(x) and prior.psi_piece_key(x_train))")
+        same = nearest_same_piece_distance(xq, xt, key, key_train)
+        bound = torch.minimum(bound, 0.5 * float(L) * same * same)
     return bound.cpu().numpy() if isinstance(x, np.ndarray) else bound
 
 
@@ -131,13 +180,13 @@ class Certificate:
 
 def posterior_certificate(psi_true, psi_hat, x, x_train, regime: str, L: float | None = None,
                           G: float | None = None, box: float | None = None,
-                          rtol: float | None = None) -> Certificate:
+                          rtol: float | None = None, key=None, key_train=None) -> Certificate:
     """Certificate of the sample ``x_train`` at the query points ``x`` (docs/bounds.md, section 6).
 
     Args:
         psi_true: psi(x), shape (m,). psi_hat: the estimator's potential at x, shape (m,).
         x: (m, dim) query points in the box. x_train: (N, dim) training points.
-        regime, L, G, box: as in :func:`posterior_bound_pointwise`.
+        regime, L, G, box, key, key_train: as in :func:`posterior_bound_pointwise`.
         rtol: tolerance relative to 1 + max |psi_true|; default from the coarsest dtype of
             psi_true, psi_hat, x and x_train (1e-5 for float32, 1e-10 for float64). Pass the
             arrays in the dtype the run used (they are upcast to float64 here): casting a
@@ -145,7 +194,8 @@ def posterior_certificate(psi_true, psi_hat, x, x_train, regime: str, L: float |
             certificate fail spuriously.
     """
     t_psi, t_hat = _as_tensor("psi_true", psi_true), _as_tensor("psi_hat", psi_hat)
-    b = posterior_bound_pointwise(_as_tensor("x", x), x_train, regime, L=L, G=G, box=box)
+    b = posterior_bound_pointwise(_as_tensor("x", x), x_train, regime, L=L, G=G, box=box, key=key,
+                                  key_train=key_train)
     m = b.shape[0]
     if t_psi.shape != (m,) or t_hat.shape != (m,):
         raise ConfigError(f"psi_true {tuple(t_psi.shape)} and psi_hat {tuple(t_hat.shape)} must both "
@@ -172,7 +222,11 @@ def certificate_for_prior(prior, psi_hat, x, x_train, box: float, rtol: float | 
     regime = check_choice("prior.regime", prior.regime, BOUND_REGIMES)
     if rtol is None:
         rtol = max(_RTOL.get(_torch_dtype(v), 1e-10) for v in (psi_hat, x, x_train))
-    psi_true = prior.psi(_as_tensor("x", x))
-    consts = {"L": prior.psi_smoothness(box)} if regime == "smooth" else {"G": prior.psi_lipschitz(box)}
+    x64 = _as_tensor("x", x)
+    psi_true = prior.psi(x64)
+    consts = prior_constants(prior, box)
+    consts.pop("geometry", None)
+    if regime == "piecewise_smooth":
+        consts.update(key=prior.psi_piece_key(x64), key_train=prior.psi_piece_key(_as_tensor("x_train", x_train)))
     return posterior_certificate(psi_true, psi_hat, x, x_train, regime, box=box, rtol=rtol, **consts)
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from ...errors import ConfigError, check_int, check_positive
 
-__all__ = ["t_two_sided_cdf", "t_quantile", "median_ci", "SlopeFit", "fit_loglog_slope"]
+__all__ = ["t_two_sided_cdf", "t_quantile", "median_ci", "SlopeFit", "fit_loglog_slope", "slope_not_shallower",
+           "slope_agreement"]
 
 
 def t_two_sided_cdf(x: float, dof: int) -> float:
@@ -115,3 +116,33 @@ def fit_loglog_slope(n_samples, mse, *, level: float = 0.95) -> SlopeFit:
     se = math.sqrt(float(resid @ resid) / (m - 2) / sxx)
     half = t_quantile(level, m - 2) * se
     return SlopeFit(slope, slope - half, slope + half, intercept, m, counts)
+
+
+def slope_not_shallower(fit: SlopeFit, theory: float) -> bool | None:
+    """One-sided slope test of an upper bound: True iff fit.low <= theory.
+
+    The a priori bound decays like N^{theory}; an estimator it guarantees may decay faster
+    (steeper, more negative slope), never significantly slower. So the test fails only when
+    the most negative end of the slope's interval (``fit.low``, 95% two-sided by default: a
+    2.5% one-sided level) lies above the theoretical slope. None when there is no interval
+    (fewer than 3 points or 2 sample counts) or no finite theoretical slope.
+
+    >>> fit = SlopeFit(-0.4, -0.6, -0.2, 0.0, 10, 4)
+    >>> slope_not_shallower(fit, -1.0), slope_not_shallower(fit, -0.5)
+    (False, True)
+    """
+    if not (math.isfinite(fit.low) and math.isfinite(theory)):
+        return None
+    return bool(fit.low <= theory)
+
+
+def slope_agreement(fit: SlopeFit, theory: float) -> str:
+    """"consistent" (interval contains theory), "steeper than theory" (interval below it: passes
+    the one-sided test), "shallower than theory" (interval above it: fails), or why not judged."""
+    if not math.isfinite(fit.low):
+        return f"not fitted: {fit.n_points} points at {fit.n_counts} sample counts (need 3 and 2)"
+    if not math.isfinite(theory):
+        return "no theoretical slope"
+    if fit.contains(theory):
+        return "consistent"
+    return "steeper than theory" if fit.high < theory else "shallower than theory"

@@ -12,8 +12,8 @@ from typing import Iterable
 import torch
 
 from ...errors import check_int, check_positive
-from .apriori import BOUND_REGIMES
 from .apriori import log10_samples_needed
+from .apriori import prior_constants
 
 __all__ = ["TABLE_DIMS", "samples_needed_table", "samples_needed_markdown"]
 
@@ -29,7 +29,7 @@ def _mean_sq_psi(prior, box: float, n_mc: int, seed: int) -> float:
 def samples_needed_table(prior_names: Iterable[str] = ("l1", "neg_l1"), dims: Iterable[int] = TABLE_DIMS,
                          rel_targets: Iterable[float] = (1e-1, 1e-2, 1e-3), *, box: float = 4.0,
                          t: float = 1.0, n_mc: int = 100_000, seed: int = 0) -> list[dict]:
-    """Rows {prior, regime, dim, L, G, mean_sq_psi, target, log10_n} of the samples-needed table.
+    """Rows {prior, regime, dim, L, G, geometry, mean_sq_psi, target, log10_n} of the samples-needed table.
 
     For each family and dim, the target forward MSE is ``rel_target * E[psi^2]`` (E[psi^2] by a
     seeded Monte Carlo average over ``n_mc`` uniform points of the box), and ``log10_n`` is
@@ -44,14 +44,12 @@ def samples_needed_table(prior_names: Iterable[str] = ("l1", "neg_l1"), dims: It
     for name in prior_names:
         for dim in dims:
             p = priors.get(name, dim=dim, t=t)
-            regime = p.regime if p.regime in BOUND_REGIMES else "lipschitz"
-            L = p.psi_smoothness(box) if regime == "smooth" else None
-            G = p.psi_lipschitz(box) if regime == "lipschitz" else None
+            consts = {"L": None, "G": None, "geometry": None} | prior_constants(p, box)
             msq = _mean_sq_psi(p, box, n_mc, seed)
             for rel in rel_targets:
-                rows.append({"prior": name, "regime": regime, "dim": dim, "L": L, "G": G,
+                rows.append({"prior": name, "regime": p.regime, "dim": dim, **consts,
                              "mean_sq_psi": msq, "target": rel,
-                             "log10_n": log10_samples_needed(rel * msq, regime, dim, box, L=L, G=G)})
+                             "log10_n": log10_samples_needed(rel * msq, p.regime, dim, box, **consts)})
     return rows
 
 
@@ -73,7 +71,7 @@ def samples_needed_markdown(rows: list[dict]) -> str:
     for prior, dim in keys:
         cell = {r["target"]: r for r in rows if (r["prior"], r["dim"]) == (prior, dim)}
         r0 = next(iter(cell.values()))
-        const = f"L = {r0['L']:g}" if r0["regime"] == "smooth" else f"G = {r0['G']:.3g}"
+        const = ", ".join(f"{k} = {r0[k]:.3g}" for k in ("L", "G") if r0[k] is not None)
         lines.append(f"| {prior} | {r0['regime']} | {dim} | {const} | {r0['mean_sq_psi']:.4g} | "
                      + " | ".join(_fmt_count(cell[tg]["log10_n"]) for tg in targets) + " |")
     return "\n".join(lines)
