@@ -54,10 +54,9 @@ import torch
 from torch import nn
 
 from hjbench import methods
-from hjbench.data import Dataset
 from hjbench.errors import check_int, check_points, check_positive
 from hjbench.methods.base import AbstractMethod
-from hjbench.methods.training import BUDGET_DEFAULTS, check_budget, budget_of, train
+from hjbench.training import Budget, train_ensemble
 
 __all__ = ["soft_threshold", "UnrolledShrinkage", "LISTA"]
 
@@ -145,31 +144,21 @@ class LISTA(AbstractMethod):
         n_layers: K >= 1 unrolled layers.
         step: r = s / t in (0, 1], the ISTA step of the analytic initialisation.
         l1_weight: lambda >= 0 of the analytic initialisation (0: start near the identity).
-        steps, batch_size, lr, lr_decay, lr_decay_every, val_fraction, patience: the common
-            training budget (:mod:`hjbench.methods.training`).
-        width: number of extra dictionary atoms (latent size m = dim + width).
-        depth: number of extra soft-threshold knots per coordinate in each eta_k (>= 0).
+        budget: the common training budget (:class:`hjbench.training.Budget` or a dict); its
+            ``width`` is the number of extra dictionary atoms (latent size m = dim + width) and
+            its ``depth`` the number of extra soft-threshold knots per coordinate of each eta_k.
     """
 
     provides = frozenset({"prox"})
-    test_params = {"steps": 100, "width": 4, "depth": 1, "n_layers": 3, "lr": 1e-2}
+    test_params = {"n_layers": 3, "budget": {"steps": 100, "width": 4, "depth": 1, "lr": 1e-2}}
 
     def __init__(self, *, n_layers: int = 5, step: float = 0.5, l1_weight: float = 0.0,
-                 steps: int = BUDGET_DEFAULTS["steps"], batch_size: int | None = None,
-                 lr: float = BUDGET_DEFAULTS["lr"], lr_decay: float = BUDGET_DEFAULTS["lr_decay"],
-                 lr_decay_every: int | None = None, val_fraction: float = 0.0,
-                 patience: int | None = None, width: int = BUDGET_DEFAULTS["width"],
-                 depth: int = BUDGET_DEFAULTS["depth"]):
-        check_budget(steps=steps, batch_size=batch_size, lr=lr, lr_decay=lr_decay,
-                     lr_decay_every=lr_decay_every, val_fraction=val_fraction, patience=patience,
-                     width=width, depth=depth)
+                 budget: Budget | dict | None = None):
+        self.budget = Budget.coerce(budget)
         check_int("n_layers", n_layers, minimum=1)
         check_positive("step", step, upper=1.0, upper_strict=False)
         check_positive("l1_weight", l1_weight, strict=False)
         self.n_layers, self.step, self.l1_weight = n_layers, step, l1_weight
-        self.steps, self.batch_size, self.lr, self.lr_decay = steps, batch_size, lr, lr_decay
-        self.lr_decay_every, self.val_fraction, self.patience = lr_decay_every, val_fraction, patience
-        self.width, self.depth = width, depth
 
     @property
     def data_regime(self) -> str:
@@ -177,21 +166,24 @@ class LISTA(AbstractMethod):
 
     def _network(self, dim: int, t: float, generator: torch.Generator,
                  dtype: torch.dtype) -> UnrolledShrinkage:
-        return UnrolledShrinkage(dim, self.n_layers, self.width, self.depth, t=t, step=self.step,
-                                 l1_weight=self.l1_weight, generator=generator, dtype=dtype)
+        return UnrolledShrinkage(dim, self.n_layers, self.budget.width, self.budget.depth, t=t,
+                                 step=self.step, l1_weight=self.l1_weight, generator=generator,
+                                 dtype=dtype)
 
-    def _fit(self, data: Dataset, generator: torch.Generator) -> None:
-        x, y = data.x, data.prox
-        net = self._network(data.dim, data.t, generator, x.dtype).to(x.device)
+    @staticmethod
+    def _objective(net, batch, step) -> torch.Tensor:
+        x, y = batch
+        return torch.mean((net(x) - y) ** 2)
 
-        def loss_fn(idx: torch.Tensor) -> torch.Tensor:
-            return torch.mean((net(x[idx]) - y[idx]) ** 2)
-
-        log = train(net, loss_fn, data.n_samples, generator=generator, device=x.device,
-                    **budget_of(self))
-        net.requires_grad_(False)
-        self.net_ = net
-        self.loss_curve_ = log.as_dict()
+    def _fit_ensemble(self, members, datasets, generators) -> None:
+        """Train every member's unrolled network as one ensemble."""
+        nets = [self._network(d.dim, d.t, g, d.x.dtype).to(d.x.device)
+                for d, g in zip(datasets, generators)]
+        logs = train_ensemble(nets, self._objective, [(d.x, d.prox) for d in datasets],
+                              budget=self.budget, generators=generators)
+        for member, net, log in zip(members, nets, logs):
+            member.net_ = net.requires_grad_(False)
+            member.training_, member.backend_ = {"fit": log}, "torch"
 
     def _prox(self, x: torch.Tensor) -> torch.Tensor:
         return self.net_(x)

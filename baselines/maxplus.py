@@ -129,6 +129,7 @@ class MaxPlus(AbstractMethod):
 
     provides = frozenset({"prox", "potential", "prior"})
     test_params: dict[str, Any] = {"chunk_elements": 4096}
+    guarantee = "maxplus"   # the a priori max-plus bound (BRIEF section 7) holds for it
 
     def __init__(self, *, chunk_elements: int = 2 ** 22, backend: str = "torch"):
         check_int("chunk_elements", chunk_elements, minimum=1)

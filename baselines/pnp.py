@@ -47,8 +47,8 @@ from hjbench import methods
 from hjbench.data import Dataset
 from hjbench.errors import check_int, check_points, check_positive
 from hjbench.methods.base import AbstractMethod
-from hjbench.methods.training import BUDGET_DEFAULTS, check_budget, budget_of, train
 from hjbench.nets import ResidualMLP
+from hjbench.training import Budget, train_ensemble
 from hjbench.priors.base import half_sq_norm
 
 __all__ = ["ScalarMLP", "PlugAndPlay", "GradientStepDenoiser"]
@@ -63,7 +63,8 @@ class ScalarMLP(nn.Module):
     """g(x) = s_out (w^T h_L(x / s_in) + c), h_l = silu(W_l h_{l-1} + b_l), h_0 = x / s_in.
 
     ``depth`` hidden layers of ``width`` units. The fixed scales s_in, s_out > 0 (set from the
-    data by the caller, saved with the state) keep the trained weights of order one. ``w``
+    data by the caller; buffers, so saved with the state and per member in an ensemble) keep
+    the trained weights of order one. ``w``
     starts at zero and ``c`` at ``offset / s_out``, so the initial g is the constant ``offset``
     and the initial denoiser x - grad g(x) is the identity.
     """
@@ -74,7 +75,8 @@ class ScalarMLP(nn.Module):
         self.dim = check_int("dim", dim, minimum=1)
         check_int("width", width, minimum=1)
         check_int("depth", depth, minimum=1)
-        self.s_in, self.s_out = check_positive("s_in", s_in), check_positive("s_out", s_out)
+        self.register_buffer("s_in", torch.tensor(check_positive("s_in", s_in), dtype=dtype))
+        self.register_buffer("s_out", torch.tensor(check_positive("s_out", s_out), dtype=dtype))
         sizes = [dim] + [width] * depth
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
@@ -82,13 +84,7 @@ class ScalarMLP(nn.Module):
             self.weights.append(nn.Parameter((2 * torch.rand(fan_out, fan_in, generator=generator, dtype=dtype) - 1) * bound))
             self.biases.append(nn.Parameter((2 * torch.rand(fan_out, generator=generator, dtype=dtype) - 1) * bound))
         self.w = nn.Parameter(torch.zeros(width, dtype=dtype))
-        self.c = nn.Parameter(torch.tensor(float(offset) / self.s_out, dtype=dtype))
-
-    def get_extra_state(self) -> list[float]:
-        return [self.s_in, self.s_out]
-
-    def set_extra_state(self, state: list[float]) -> None:
-        self.s_in, self.s_out = (float(v) for v in state)
+        self.c = nn.Parameter(torch.tensor(float(offset) / s_out, dtype=dtype))
 
     def value_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(g(x), grad g(x)) of shapes (...) and (..., dim), by an explicit backward pass."""
@@ -110,25 +106,21 @@ class ScalarMLP(nn.Module):
         return self.value_and_grad(x)[0]
 
 
-class _Budget:
-    """Constructor validation and storage shared by both plug-and-play methods."""
+class _Learned:
+    """Budget storage, ensemble training and state shared by both plug-and-play methods."""
 
-    def _store_budget(self, steps, batch_size, lr, lr_decay, lr_decay_every, val_fraction,
-                      patience, width, depth) -> None:
-        check_budget(steps=steps, batch_size=batch_size, lr=lr, lr_decay=lr_decay,
-                     lr_decay_every=lr_decay_every, val_fraction=val_fraction, patience=patience,
-                     width=width, depth=depth)
-        check_int("depth", depth, minimum=1)
-        self.steps, self.batch_size, self.lr, self.lr_decay = steps, batch_size, lr, lr_decay
-        self.lr_decay_every, self.val_fraction, self.patience = lr_decay_every, val_fraction, patience
-        self.width, self.depth = width, depth
+    def _store_budget(self, budget: Budget | dict | None) -> None:
+        self.budget = Budget.coerce(budget)
+        check_int("budget.depth", self.budget.depth, minimum=1)
 
-    def _train(self, net: nn.Module, loss_fn, data: Dataset, generator: torch.Generator) -> None:
-        log = train(net, loss_fn, data.n_samples, generator=generator, device=data.x.device,
-                    **budget_of(self))
-        net.requires_grad_(False)
-        self.net_ = net
-        self.loss_curve_ = log.as_dict()
+    def _fit_ensemble(self, members, datasets, generators) -> None:
+        """Train every member's network as one ensemble (:func:`hjbench.training.train_ensemble`)."""
+        nets = [self._member_network(d, g) for d, g in zip(datasets, generators)]
+        data = [self._member_data(d) for d in datasets]
+        logs = train_ensemble(nets, self._objective, data, budget=self.budget, generators=generators)
+        for member, net, log in zip(members, nets, logs):
+            member.net_ = net.requires_grad_(False)
+            member.training_, member.backend_ = {"fit": log}, "torch"
 
     def _state(self) -> dict[str, Any]:
         return {"net": copy.deepcopy(self.net_.state_dict())}
@@ -141,66 +133,61 @@ class _Budget:
         self.net_ = net.to(ref.device).requires_grad_(False)
 
 
-class PlugAndPlay(_Budget, AbstractMethod):
+class PlugAndPlay(_Learned, AbstractMethod):
     """Residual-MLP denoiser trained to map x to prox_{tJ}(x); prox only (module docstring).
 
     Args:
-        steps, batch_size, lr, lr_decay, lr_decay_every, val_fraction, patience: the common
-            training budget (:mod:`hjbench.methods.training`).
-        width, depth: hidden width and number (>= 1) of hidden layers of the residual MLP.
+        budget: the common training budget (:class:`hjbench.training.Budget` or a dict);
+            ``width``, ``depth`` (>= 1) are the hidden width and layers of the residual MLP.
     """
 
     provides = frozenset({"prox"})
-    test_params = {"steps": 150, "width": 16, "depth": 1, "lr": 1e-2}
+    test_params = {"budget": {"steps": 150, "width": 16, "depth": 1, "lr": 1e-2}}
 
-    def __init__(self, *, steps: int = BUDGET_DEFAULTS["steps"], batch_size: int | None = None,
-                 lr: float = BUDGET_DEFAULTS["lr"], lr_decay: float = BUDGET_DEFAULTS["lr_decay"],
-                 lr_decay_every: int | None = None, val_fraction: float = 0.0,
-                 patience: int | None = None, width: int = BUDGET_DEFAULTS["width"],
-                 depth: int = BUDGET_DEFAULTS["depth"]):
-        self._store_budget(steps, batch_size, lr, lr_decay, lr_decay_every, val_fraction,
-                           patience, width, depth)
+    def __init__(self, *, budget: Budget | dict | None = None):
+        self._store_budget(budget)
 
     @property
     def data_regime(self) -> str:
         return "prox_pairs"
 
     def _network(self, dim: int, generator: torch.Generator, dtype: torch.dtype) -> ResidualMLP:
-        return ResidualMLP(dim, self.width, self.depth, generator=generator, dtype=dtype)
+        return ResidualMLP(dim, self.budget.width, self.budget.depth, generator=generator, dtype=dtype)
 
-    def _fit(self, data: Dataset, generator: torch.Generator) -> None:
-        x, y = data.x, data.prox
-        net = self._network(data.dim, generator, x.dtype).to(x.device)
-        self._train(net, lambda idx: torch.mean((net(x[idx]) - y[idx]) ** 2), data, generator)
+    def _member_network(self, data: Dataset, generator: torch.Generator) -> ResidualMLP:
+        return self._network(data.dim, generator, data.x.dtype).to(data.x.device)
+
+    def _member_data(self, data: Dataset) -> tuple[torch.Tensor, ...]:
+        return data.x, data.prox
+
+    @staticmethod
+    def _objective(net, batch, step) -> torch.Tensor:
+        """mean_{k,i} (D_theta(x_k) - prox_k)_i^2."""
+        x, y = batch
+        return torch.mean((net(x) - y) ** 2)
 
     def _prox(self, x: torch.Tensor) -> torch.Tensor:
         return self.net_(x)
 
 
-class GradientStepDenoiser(_Budget, AbstractMethod):
+class GradientStepDenoiser(_Learned, AbstractMethod):
     """Gradient-step denoiser D = I - grad g_theta with potential psi_theta = q - g_theta.
 
     Trained on values and gradients (module docstring), so the potential is identified.
 
     Args:
         value_weight: weight (> 0) of the potential-value term of the loss.
-        steps, batch_size, lr, lr_decay, lr_decay_every, val_fraction, patience: the common
-            training budget (:mod:`hjbench.methods.training`).
-        width, depth: hidden width and number (>= 1) of hidden layers of g_theta.
+        budget: the common training budget (:class:`hjbench.training.Budget` or a dict);
+            ``width``, ``depth`` (>= 1) are the hidden width and layers of g_theta.
     """
 
     provides = frozenset({"prox", "potential"})
-    test_params = {"steps": 300, "width": 16, "depth": 1, "lr": 1e-2}
+    test_params = {"budget": {"steps": 300, "width": 16, "depth": 1, "lr": 1e-2}}
 
-    def __init__(self, *, value_weight: float = 1.0, steps: int = BUDGET_DEFAULTS["steps"],
-                 batch_size: int | None = None, lr: float = BUDGET_DEFAULTS["lr"],
-                 lr_decay: float = BUDGET_DEFAULTS["lr_decay"], lr_decay_every: int | None = None,
-                 val_fraction: float = 0.0, patience: int | None = None,
-                 width: int = BUDGET_DEFAULTS["width"], depth: int = BUDGET_DEFAULTS["depth"]):
+    def __init__(self, *, value_weight: float = 1.0, budget: Budget | dict | None = None):
         check_positive("value_weight", value_weight)
         self.value_weight = value_weight
-        self._store_budget(steps, batch_size, lr, lr_decay, lr_decay_every, val_fraction,
-                           patience, width, depth)
+        self._store_budget(budget)
 
     @property
     def data_regime(self) -> str:
@@ -208,25 +195,28 @@ class GradientStepDenoiser(_Budget, AbstractMethod):
 
     def _network(self, dim: int, generator: torch.Generator, dtype: torch.dtype,
                  **scales: float) -> ScalarMLP:
-        return ScalarMLP(dim, self.width, self.depth, generator=generator, dtype=dtype, **scales)
+        return ScalarMLP(dim, self.budget.width, self.budget.depth, generator=generator,
+                         dtype=dtype, **scales)
 
-    def _fit(self, data: Dataset, generator: torch.Generator) -> None:
-        x, t = data.x, data.t
-        tS, prox = t * data.S, x - t * data.grad_S
-        psi = half_sq_norm(x) - tS
+    def _member_network(self, data: Dataset, generator: torch.Generator) -> ScalarMLP:
+        """g_theta with s_in = sigma_x, and output scale and offset from t S (constant start)."""
+        x, tS = data.x, data.t * data.S
         var_x = float(x.var().clamp_min(1e-24)) if x.numel() > 1 else 1.0
         scales = dict(s_in=var_x ** 0.5, offset=float(tS.mean()),
                       s_out=float(tS.std().clamp_min(1e-12)) if tS.numel() > 1 else 1.0)
-        net = self._network(data.dim, generator, x.dtype, **scales).to(x.device)
+        return self._network(data.dim, generator, x.dtype, **scales).to(x.device)
 
-        def loss_fn(idx: torch.Tensor) -> torch.Tensor:
-            xi = x[idx]
-            g, grad_g = net.value_and_grad(xi)
-            prox_term = torch.mean((xi - grad_g - prox[idx]) ** 2)
-            value_term = torch.mean((half_sq_norm(xi) - g - psi[idx]) ** 2)
-            return prox_term + self.value_weight * value_term / var_x
+    def _member_data(self, data: Dataset) -> tuple[torch.Tensor, ...]:
+        x, t = data.x, data.t
+        return x, x - t * data.grad_S, half_sq_norm(x) - t * data.S
 
-        self._train(net, loss_fn, data, generator)
+    def _objective(self, net, batch, step) -> torch.Tensor:
+        """Prox term + (value_weight / sigma_x^2) value term; sigma_x = the network's s_in."""
+        x, prox, psi = batch
+        g, grad_g = net.value_and_grad(x)
+        prox_term = torch.mean((x - grad_g - prox) ** 2)
+        value_term = torch.mean((half_sq_norm(x) - g - psi) ** 2)
+        return prox_term + self.value_weight * value_term / net.s_in ** 2
 
     def _prox(self, x: torch.Tensor) -> torch.Tensor:
         return x - self.net_.value_and_grad(x)[1]

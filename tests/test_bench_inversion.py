@@ -72,7 +72,7 @@ def test_hj_prior_forward_pass(benchmark, problem):
     prior = priors.get("l1", dim=dim)
     split = sample_split(prior, 64, n_test=8, regime="values", dtype=torch.float64,
                          generator=torch.Generator().manual_seed(0))
-    hj = methods.get("hj", steps=1, width=WIDTH, depth=DEPTH).fit(split.train, seed=0)
+    hj = methods.get("hj", budget={"steps": 1, "width": WIDTH, "depth": DEPTH}).fit(split.train, seed=0)
     n = N_POINTS["hj_forward"]
     benchmark.extra_info.update(n_points=n, dim=dim, method="hj_forward")
     out = benchmark(hj.prior, y[:n])

@@ -20,7 +20,9 @@ import pytest
 import torch
 
 from hjbench import data, methods, priors
-from hjbench.methods.training import train
+from hjbench.training import Budget, LossSpec
+from hjbench.training.loop import train_ensemble
+from hjbench.training.losses import potential_objective
 from hjbench.nets import ICNN
 from hjbench.ops import half_sq_norm
 
@@ -74,12 +76,11 @@ def test_icnn_training_step(benchmark):
     net = ICNN(dim, width=256, depth=2, beta=5.0, generator=gen)
     start = {k: v.detach().clone() for k, v in net.state_dict().items()}
 
-    def loss_fn(idx: torch.Tensor) -> torch.Tensor:
-        return torch.mean((net(x[idx]) - target[idx]) ** 2)
+    budget = Budget(steps=1, lr=1e-3, width=256, depth=2)
 
     def one_step():
-        return train(net, loss_fn, n, generator=torch.Generator().manual_seed(4), steps=1,
-                     batch_size=None, lr=1e-3)
+        return train_ensemble([net], potential_objective(LossSpec("mse"), 1), [(x, target)], budget=budget,
+                              generators=[torch.Generator().manual_seed(4)])[0]
 
     log = benchmark(one_step)
     assert log.steps_run == 1 and len(log.train_loss) == 1

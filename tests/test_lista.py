@@ -13,7 +13,8 @@ import torch
 
 import baselines.lista  # noqa: F401  (registers "lista" even when other baselines are missing)
 from baselines.lista import LISTA, UnrolledShrinkage, soft_threshold
-from hjbench import config, methods, priors
+from hjbench import methods, priors
+from hjbench.run import config
 from hjbench.data import Dataset, sample_split
 from hjbench.errors import ConfigError, NotProvidedError
 
@@ -28,10 +29,13 @@ def _ista(x, n_iter, t, r, lam):
 
 @pytest.mark.parametrize("bad", [
     {"n_layers": 0}, {"n_layers": 2.0}, {"step": 0.0}, {"step": 1.5}, {"l1_weight": -0.1},
-    {"lr": -1e-3}, {"steps": 0}, {"width": 0}, {"depth": -1}, {"lr_decay": 2.0},
+    {"budget": {"lr": -1e-3}}, {"budget": {"steps": 0}}, {"budget": {"width": 0}},
+    {"budget": {"depth": -1}}, {"budget": {"lr_decay": 2.0}},
 ])
 def test_bad_parameters_are_refused_at_construction(bad):
     key = next(iter(bad))
+    if key == "budget":
+        key = "budget." + next(iter(bad["budget"]))
     with pytest.raises(ConfigError, match=key):
         methods.get("lista", **bad)
 
@@ -134,7 +138,7 @@ def test_prox_only_and_state_round_trip():
 
 def test_held_out_prox_error_falls_with_n_samples():
     prior = priors.get("l1", dim=2)
-    params = dict(steps=300, lr=1e-2, lr_decay_every=150, width=8, depth=1, n_layers=3)
+    params = dict(budget=dict(steps=300, lr=1e-2, lr_decay_every=150, width=8, depth=1), n_layers=3)
     errors = []
     for n in (20, 1000):
         split = sample_split(prior, n, n_test=1000, generator=torch.Generator().manual_seed(2))

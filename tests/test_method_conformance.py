@@ -16,6 +16,7 @@ import torch
 from hjbench import methods, priors
 from hjbench.data import sample_split
 from hjbench.errors import ConfigError, NotFittedError, NotProvidedError
+from hjbench.training import TrainLog
 
 NAMES = methods.names()
 
@@ -25,14 +26,23 @@ NO_VISIBLE_EFFECT = {
     ("maxplus", "backend"): "torch and JAX kernels give the same values by design (tested in test_maxplus)",
     ("hj", "sobolev_weight"): "used only with stage1_loss='sobolev' (checked on hj_sobolev)",
     ("hj_exact_conjugate", "sobolev_weight"): "used only with stage1_loss='sobolev' (checked on hj_sobolev)",
+    ("hj_paper", "sobolev_weight"): "used only with stage1_loss='sobolev' (checked on hj_sobolev)",
 }
-# Alternative values for parameters that the generic perturbation rule cannot invent.
+# Alternative values for parameters that the generic perturbation rule cannot invent: a table
+# of value -> alternative, or a function of the value. A training budget is perturbed in one
+# field (one more optimiser step), which every learned method must notice.
 ALTERNATIVES = {
     "stage1_loss": {"mse": "sobolev", "sobolev": "mse"},
     "conjugate_samples": {"learned": "exact", "exact": "learned"},
+    "init": {"scaled": "torch", "torch": "scaled"},
+    "standardise": {True: False, False: True},
+    "first_bias": {True: False, False: True},
+    "budget": lambda budget: budget.replace(steps=budget.steps + 1),
 }
 # Smoke-fit tolerance on held-out prox relative MSE (l1, dim 2, test_params), per method.
-SMOKE_PROX_REL_MSE = {"default": 0.1}
+# hj_paper trains on raw (unstandardised) targets, which the 200-step test budget fits less
+# well: measured 0.16 (docs/hj_paper.md).
+SMOKE_PROX_REL_MSE = {"default": 0.1, "hj_paper": 0.4}
 
 
 def _split(dim=2, n=256, seed=0, dtype=torch.float32, device="cpu"):
@@ -160,7 +170,8 @@ def test_state_round_trip(name, fitted):
 
 def _perturb(key, value):
     if key in ALTERNATIVES:
-        return ALTERNATIVES[key].get(value)
+        alternative = ALTERNATIVES[key]
+        return alternative(value) if callable(alternative) else alternative.get(value)
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return None
     if isinstance(value, int):
@@ -218,3 +229,20 @@ def test_fit_on_device(device):
         m = _build(name).fit(split.train, seed=0)
         out = m.prox(split.test.x)
         assert out.device.type == torch.device(device).type
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_learned_state_is_documented_and_fit_many_equals_fit(name, fitted):
+    """fit_seconds_, ensemble_size_, backend_, training_ on every fit; fit_many = separate fits."""
+    m, split = fitted[name]
+    assert m.ensemble_size_ == 1 and m.backend_ in ("torch", "jax", "none")
+    assert isinstance(m.training_, dict) and all(isinstance(v, TrainLog) for v in m.training_.values())
+    assert (m.backend_ == "none") == (m.training_ == {})
+    assert type(m).guarantee is None or isinstance(type(m).guarantee, str)
+    other = _split(seed=1)[1].train
+    many = _build(name).fit_many([split.train, other], [0, 1])
+    assert [c.name for c in many] == [name, name] and all(math.isfinite(c.fit_seconds_) for c in many)
+    alone = _outputs(m, split.test.x)
+    for kind, value in _outputs(many[0], split.test.x).items():
+        if kind != "prior":   # a prior by inversion amplifies float32 rounding of the network
+            torch.testing.assert_close(value, alone[kind], rtol=1e-4, atol=1e-4)

@@ -92,9 +92,16 @@ def test_mse_and_relative_mse_by_hand():
     ev = evaluate(_Truth(truth=prior, prox_shift=c, psi_shift=c).fit(split.train), prior, split, BOX, n_cross=21)
     x = split.test.x
     assert ev["prox_mse"] == pytest.approx(3 * c * c, rel=1e-9)
-    assert ev["prox_rel_mse"] == pytest.approx(3 * c * c / float((prior.prox(x) ** 2).sum(-1).mean()), rel=1e-9)
+    prox_var = float(((prior.prox(x) - prior.prox(x).mean(0)) ** 2).sum(-1).mean())  # total variance
+    assert ev["prox_rel_mse"] == pytest.approx(3 * c * c / prox_var, rel=1e-9)
     assert ev["forward_mse"] == pytest.approx(c * c, rel=1e-9)
-    assert ev["forward_rel_mse"] == pytest.approx(c * c / float((prior.psi(x) ** 2).mean()), rel=1e-9)
+    assert ev["forward_rel_mse"] == pytest.approx(c * c / float(prior.psi(x).var(unbiased=False)), rel=1e-9)
+    assert ev["forward_coverage"] == 1.0 and ev["prox_coverage"] == 1.0
+    # the training error uses the same definitions on the training inputs
+    assert ev["forward_train_mse"] == pytest.approx(c * c, rel=1e-9)
+    assert ev["prox_train_mse"] == pytest.approx(3 * c * c, rel=1e-9)
+    assert ev["headline_error"] == "forward"
+    assert ev["train_test_ratio"] == pytest.approx(ev["forward_train_rel_mse"] / ev["forward_rel_mse"])
     assert ev["bound_ratio"] == pytest.approx(ev["forward_mse"] / ev["bound_value"])
 
 
@@ -165,8 +172,8 @@ def test_summary_long_format_with_cis_in_registry_order():
                              **{c: np.nan for c in METRIC_COLUMNS}, "prox_mse": err if rep < 2 else np.nan,
                              "forward_mse": err})
     summary = summarize(pd.DataFrame(rows))
-    assert list(summary.columns) == ["method", "prior", "dim", "n_samples", "t", "regime", "metric", "median",
-                                     "ci_low", "ci_high", "mean", "n_finite", "n_trials", "n_ok"]
+    assert list(summary.columns) == ["method", "prior", "dim", "n_samples", "t", "regime", "data_regime", "metric",
+                                     "median", "ci_low", "ci_high", "mean", "n_finite", "n_inf", "n_trials", "n_ok"]
     cells = summary.drop_duplicates(["method", "prior"])[["method", "prior"]].values.tolist()
     assert cells == [["hj", "l1"], ["hj", "neg_l1"], ["hj_sobolev", "l1"], ["hj_sobolev", "neg_l1"]]
     fwd = summary[(summary.metric == "forward_mse")].iloc[0]
@@ -179,8 +186,9 @@ def test_summary_long_format_with_cis_in_registry_order():
     assert summary.equals(summarize(pd.DataFrame(rows[::-1])))
 
 
-def test_prior_errors_use_converged_points_and_count_the_others():
-    """A diverged inversion (last iterate kept, converged=False) is counted, not averaged in."""
+def test_failed_prior_solves_stay_in_with_coverage_beside():
+    """A diverged inversion (last iterate kept, converged=False) stays in the all-points error,
+    is counted, and is left out of the converged-only error."""
     import torch
 
     from hjbench import priors as _priors
@@ -218,5 +226,7 @@ def test_prior_errors_use_converged_points_and_count_the_others():
     m.fit(split.train)
     ev = _evaluate(m, prior, split, 4.0, n_cross=11)
     assert ev["prior_n_failed"] == 3
-    assert ev["prior_bvs_mse"] < 1e-20 and ev["prior_axis_bvs_mse"] < 1e-20
-    assert "3 of 50 test and 3 of 11 axis solves did not converge" in ev.message()
+    assert ev["prior_bvs_mse"] > 1e50 and ev["prior_axis_bvs_mse"] > 1e50   # 3 points at 1e30 stay in
+    assert ev["prior_bvs_mse_converged"] < 1e-20
+    assert ev["prior_coverage"] == pytest.approx(47 / 50) and ev["prior_axis_coverage"] == pytest.approx(8 / 11)
+    assert "3 of 50 test and 3 of 11 axis points did not converge" in ev.message()

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from hjbench.errors import ConfigError
-from hjbench.nets import ICNN, ResidualMLP
+from torch import nn
+
+from hjbench.nets import ICNN, ResidualMLP, ScaledICNN
 
 
 def _net(dim=3, width=16, depth=2, seed=0, dtype=torch.float64):
@@ -86,6 +88,8 @@ def test_bad_arguments_are_refused():
         ICNN(2, width=0)
     with pytest.raises(ConfigError, match="beta"):
         ICNN(2, beta=-1.0)
+    with pytest.raises(ConfigError, match="init"):
+        ICNN(2, init="xavier")
     with pytest.raises(ConfigError, match="last axis"):
         _net(3)(torch.zeros(4, 2, dtype=torch.float64))
 
@@ -94,3 +98,51 @@ def test_residual_mlp_starts_at_identity():
     mlp = ResidualMLP(3, 16, 2)
     x = torch.randn(7, 3)
     torch.testing.assert_close(mlp(x), x)
+
+
+def test_torch_init_is_nn_linear_default_projected_and_without_first_bias():
+    dim, width = 3, 64
+    net = ICNN(dim, width, 2, init="torch", first_bias=False,
+               generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert net.b0 is None and "b0" not in net.state_dict()
+    bx, bz = dim ** -0.5, width ** -0.5
+    for p in (net.W0, *net.A, *net.b, net.a, net.c):        # fan_in = dim: U(-1/sqrt(dim), ...)
+        assert float(p.detach().abs().max()) <= bx
+    assert float(net.W0.abs().max()) > 0.9 * bx
+    for p in (*net.W, net.w):                               # fan_in = width, then clipped >= 0
+        assert float(p.detach().min()) == 0.0 and float(p.detach().max()) <= bz
+        assert 0.4 < float((p == 0).double().mean()) < 0.6  # half the draws were negative
+    default = nn.Linear(width, width)                       # the same law as PyTorch's default
+    assert float(default.weight.detach().abs().max()) <= bz
+
+
+def test_scaled_init_keeps_its_draws_and_has_a_first_bias():
+    net = _net(2, 8, 1)
+    assert net.b0 is not None and bool((net.W[0] >= 0).all()) and float(net.a.abs().max()) == 0.0
+
+
+def test_sign_constraints_are_declared_on_the_class():
+    net = _net(2, 4, 2)
+    declared = {n for n, _ in net.named_parameters()
+                if any(n == k or n.startswith(k + ".") for k in ICNN.nonnegative)}
+    assert declared == {"W.0", "W.1", "w"}
+    with torch.no_grad():
+        net.W[0].fill_(-1.0)
+    net.project_()
+    assert float(net.W[0].max()) == 0.0
+
+
+def test_scaled_icnn_gradient_and_hvp_match_autograd():
+    f = _net(3, 8, 2)
+    psi = ScaledICNN(f, s_in=1.7, s_out=0.4, m=2.5)
+    x = torch.randn(6, 3, dtype=torch.float64)
+    v = torch.randn(6, 3, dtype=torch.float64)
+    xr = x.clone().requires_grad_(True)
+    (gx,) = torch.autograd.grad(psi(xr).sum(), xr, create_graph=True)
+    (hv,) = torch.autograd.grad((gx * v).sum(), xr)
+    value, grad = psi.value_and_grad(x)
+    torch.testing.assert_close(value, 0.4 * f(x / 1.7) + 2.5)
+    torch.testing.assert_close(grad, gx.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(psi.hvp(x, v), hv, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ConfigError, match="s_in"):
+        ScaledICNN(f, s_in=0.0)

@@ -281,3 +281,64 @@ def test_importing_hjbench_and_plots_does_not_touch_pyplot():
             "print(a, 'matplotlib.pyplot' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+# -- valid comparisons: optimisation-limited points, data regimes, infinite medians ----------------------
+@pytest.fixture(scope="module")
+def flagged(tmp_path_factory):
+    """hjbench's summary of the fake trials with hj optimisation-limited at l1, dim 2, largest N,
+    and maxplus's prior error +inf at neg_l1, dim 4, smallest N; the forward figure drawn from it."""
+    from hjbench.present.summary import summarize
+
+    trials = fake.make_trials()
+    n_max = max(fake.N_SAMPLES)
+    trials["opt_limited"] = [m == "hj" and p == "l1" and d == 2 and n == n_max
+                             for m, p, d, n in zip(trials.method, trials.prior, trials.dim, trials.n_samples)]
+    inf = (trials.method == "maxplus") & (trials.prior == "neg_l1") & (trials.dim == 4) \
+        & (trials.n_samples == min(fake.N_SAMPLES))
+    trials.loc[inf, "prior_bvs_rel_mse"] = np.inf
+    summary = summarize(trials, n_boot=200)
+    out = tmp_path_factory.mktemp("flagged")
+    return summary, out, plots.error_vs_n(summary, out, "forward_rel_mse", keep_figure=True, formats=("png",))
+
+
+def test_optimisation_limited_points_are_open_and_left_out_of_the_slope(flagged):
+    summary, _, result = flagged
+    n_max = max(fake.N_SAMPLES)
+    gids = {ln.get_gid(): ln for ax in result.figure.axes for ln in ax.get_lines() if ln.get_gid()}
+    hollow = gids["open|forward_rel_mse|l1|2|hj"]
+    assert list(hollow.get_xdata()) == [n_max] and hollow.get_markerfacecolor() == "none"
+    assert n_max not in [gids["forward_rel_mse|l1|2|hj"].get_xdata()[k]
+                         for k in gids["forward_rel_mse|l1|2|hj"].get_markevery()]
+    assert not any(g.startswith("open|") and "|hj" not in g for g in gids)
+    rows = result.data[(result.data["method"] == "hj") & (result.data["prior"] == "l1") & (result.data["dim"] == 2)]
+    kept = rows[~rows["opt_limited"]]
+    slope = np.polyfit(np.log10(kept["n_samples"]), np.log10(kept["y"]), 1)[0]
+    assert rows["slope"].iloc[0] == pytest.approx(slope) and rows["opt_limited"].sum() == 1
+    assert any("optimisation-limited" in note and "slopes" in note for note in result.notes)
+    legend = [t.get_text() for t in result.figure.legends[0].get_texts()]
+    assert "optimisation-limited (not in slopes)" in legend
+
+
+def test_methods_are_labelled_with_their_data_regime_and_split_by_regime(flagged):
+    summary, out, result = flagged
+    legend = [t.get_text() for t in result.figure.legends[0].get_texts()]
+    assert "hj [values]" in legend
+    per = plots.error_vs_n_by_regime(summary, out, "prox_rel_mse", keep_figure=True, formats=("png",))
+    from hjbench.present.style import method_regimes
+
+    regimes = method_regimes(summary)
+    assert set(per) == {regimes[m] for m in fake.METHODS if regimes[m]}
+    for regime, r in per.items():
+        assert set(r.data.loc[r.data["series"] == "method", "method"]) == \
+            {m for m in fake.METHODS if regimes[m] == regime}
+        assert r.paths[0].name == f"error_vs_n_prox_rel_mse_{regime}.png"
+
+
+def test_an_infinite_median_is_a_gap_with_its_reason(flagged):
+    summary, out, _ = flagged
+    result = plots.error_vs_n(summary, out, "prior_bvs_rel_mse", keep_figure=True, formats=("png",))
+    row = result.data[(result.data["method"] == "maxplus") & (result.data["prior"] == "neg_l1")
+                      & (result.data["dim"] == 4) & (result.data["n_samples"] == min(fake.N_SAMPLES))].iloc[0]
+    assert row["status"] == "infinite" and math.isnan(row["y"]) and "+inf" in row["reason"]
+    assert any("maxplus, neg_l1, dim 4" in note and "+inf" in note for note in result.notes)

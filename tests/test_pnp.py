@@ -12,7 +12,8 @@ import torch
 
 import baselines.pnp  # noqa: F401  (registers the methods even when other baselines are missing)
 from baselines.pnp import GradientStepDenoiser, PlugAndPlay, ScalarMLP
-from hjbench import config, methods, priors
+from hjbench import methods, priors
+from hjbench.run import config
 from hjbench.data import sample_split
 from hjbench.errors import ConfigError, NotProvidedError
 
@@ -27,8 +28,8 @@ def l1_split():
 @pytest.mark.parametrize("bad", [{"lr": -1e-3}, {"depth": 0}, {"width": 0}, {"steps": 0},
                                  {"batch_size": 0}, {"patience": 3}])
 def test_bad_parameters_are_refused_at_construction(name, bad):
-    with pytest.raises(ConfigError, match=next(iter(bad))):
-        methods.get(name, **bad)
+    with pytest.raises(ConfigError, match=f"budget.{next(iter(bad))}"):
+        methods.get(name, budget=bad)
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
@@ -116,7 +117,7 @@ def test_state_round_trip(l1_split):
 @pytest.mark.parametrize("name,steps", [("pnp", 300), ("pnp_gradient_step", 600)])
 def test_held_out_prox_error_falls_with_n_samples(name, steps):
     prior = priors.get("l1", dim=2)
-    params = dict(steps=steps, lr=1e-2, lr_decay_every=steps // 2, width=32, depth=2)
+    params = dict(budget=dict(steps=steps, lr=1e-2, lr_decay_every=steps // 2, width=32, depth=2))
     errors = []
     for n in (20, 1000):
         split = sample_split(prior, n, n_test=1000, generator=torch.Generator().manual_seed(2))

@@ -54,8 +54,10 @@ def test_timings_are_scaled_to_microseconds_per_point(summary):
 
 
 def _md_rows(text):
+    """Markdown body cells; the method cell back to the bare method name (no regime, no ‡)."""
     lines = [ln for ln in text.splitlines() if ln.startswith("|")]
-    return [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+    return [[r[0].split(" [")[0].rstrip("‡")] + r[1:] for r in rows]
 
 
 def test_nan_is_never_shown_as_zero(summary):
@@ -113,7 +115,8 @@ def test_html_table_escapes_and_matches_the_frame(summary):
 
 def test_write_tables_writes_markdown_and_latex(summary, tmp_path):
     paths = tables.write_tables(summary, tmp_path)
-    assert sorted(p.name for p in paths) == ["errors.md", "errors.tex", "timings.md", "timings.tex"]
+    assert sorted(p.name for p in paths) == ["errors.md", "errors.tex", "prior.md", "prior.tex", "timings.md",
+                                             "timings.tex"]
     assert all(p.read_text(encoding="utf-8").strip() for p in paths)
     assert tables.FOOTNOTE in (tmp_path / "errors.md").read_text(encoding="utf-8")
 
@@ -124,3 +127,64 @@ def test_a_method_failed_only_at_the_largest_n_is_a_dash_not_a_smaller_n(summary
     row = frame[(frame["method"] == m) & (frame["prior"] == p) & (frame["dim"] == d)].iloc[0]
     assert row["n_samples"] == n and np.isnan(row["forward_rel_mse"]) and row["forward_rel_mse_status"] == "missing"
     assert isinstance(summary, pd.DataFrame)
+
+
+# -- valid comparisons: coverage beside prior errors, optimisation-limited cells, data regimes -------
+@pytest.fixture(scope="module")
+def rich():
+    """hjbench's own summary of the fake trials with the validity columns added: hj is
+    optimisation-limited at l1, dim 2, the largest N; maxplus covers 60% of the prior points and
+    has an infinite prior error at neg_l1, dim 4."""
+    from hjbench.present.summary import summarize
+
+    trials = fake.make_trials()
+    n_max = max(fake.N_SAMPLES)
+    ok = trials["status"] == "ok"
+    trials["opt_limited"] = [bool(m == "hj" and p == "l1" and d == 2 and n == n_max) if s else None
+                             for m, p, d, n, s in zip(trials.method, trials.prior, trials.dim, trials.n_samples, ok)]
+    has_prior = trials["prior_bvs_mse"].notna()
+    trials["prior_coverage"] = np.where(has_prior, np.where(trials.method == "maxplus", 0.6, 1.0), np.nan)
+    inf = (trials.method == "maxplus") & (trials.prior == "neg_l1") & (trials.dim == 4)
+    trials.loc[inf, "prior_bvs_rel_mse"] = np.inf
+    return summarize(trials, n_boot=200)
+
+
+def test_prior_errors_carry_their_coverage_and_infinity_is_shown(rich):
+    table = tables.errors_table(rich)
+    assert [c.metric for c in table.columns] == ["forward_rel_mse", "prox_rel_mse", "prior_bvs_rel_mse",
+                                                 "prior_coverage"]
+    rows = _md_rows(tables.to_markdown(table))
+    by_key = {(r[0], r[1], int(r[2])): r for r in rows[2:]}
+    assert by_key[("maxplus", "l1", 2)][7].startswith("0.6") and by_key[("hj", "l1", 2)][7].startswith("1")
+    assert by_key[("maxplus", "neg_l1", 4)][6] == "∞" and by_key[("lista", "l1", 2)][7] == "n/a"
+
+
+def test_optimisation_limited_cells_carry_a_double_dagger_and_regimes_are_named(rich):
+    text = tables.to_markdown(tables.errors_table(rich))
+    marked = [ln for ln in text.splitlines() if ln.startswith("|") and "‡" in ln.split("|")[1]]
+    assert len(marked) == 1 and marked[0].startswith("| hj [values]‡ | l1 | 2 |")
+    assert "‡: optimisation-limited" in text and "| lpn [" in text
+    assert r"$^\ddagger$" in tables.to_latex(tables.errors_table(rich))
+
+
+def test_all_n_tables_and_sortable_html(rich):
+    table = tables.errors_table(rich, all_n=True)
+    assert len(table.frame) == len(fake.METHODS) * len(fake.PRIORS) * len(fake.DIMS) * len(fake.N_SAMPLES)
+    flagged = table.frame[table.frame["opt_limited"]]
+    assert list(flagged[["method", "prior", "dim", "n_samples"]].itertuples(index=False, name=None)) == \
+        [("hj", "l1", 2, max(fake.N_SAMPLES))]
+    page = tables.to_html(table, sortable=True)
+    assert "<table class=sortable>" in page and page.count("data-v=") == len(table.frame) * len(table.columns)
+    assert "<script" not in page and "<script" in tables.SORT_SCRIPT
+
+
+def test_prior_table_shows_converged_common_and_hull_errors_with_coverage():
+    from hjbench.present.summary import summarize
+
+    trials = fake.make_trials()
+    for col, value in (("prior_bvs_mse_converged", 1e-3), ("prior_coverage", 0.9), ("prior_hull_bvs_mse", 0.2),
+                       ("prior_hull_coverage", 1.0)):
+        trials[col] = np.where(trials["prior_bvs_mse"].notna(), value, np.nan)
+    table = tables.prior_table(summarize(trials, n_boot=50))
+    assert [c.metric for c in table.columns] == ["prior_bvs_mse", "prior_coverage", "prior_bvs_mse_converged",
+                                                 "prior_hull_bvs_mse", "prior_hull_coverage"]

@@ -1,7 +1,7 @@
 """Methods: the HJ method and the registry every method (including plug-ins) joins.
 
     >>> from hjbench import methods
-    >>> m = methods.get("hj", steps=100)         # keyword parameters override the defaults
+    >>> m = methods.get("hj", budget={"steps": 100})   # keyword parameters override the defaults
     >>> methods.names()[0]
     'hj'
 

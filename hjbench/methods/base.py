@@ -14,21 +14,37 @@ What a method provides is declared in ``provides``; asking for anything else rai
 never a zero. A method never sees the prior object: only a :class:`~hjbench.data.Dataset` of
 its declared ``data_regime``.
 
-Learned state carries a trailing underscore (``potential_``, ``fit_seconds_``,
-``loss_curve_``); queries run under ``torch.no_grad()`` and never touch the caller's tensors.
+Learned state carries a trailing underscore; queries run under ``torch.no_grad()`` and never
+touch the caller's tensors. Every fitted method has
+
+* ``dim_``, ``t_``         the data's dimension and prox time;
+* ``fit_seconds_``         wall time of its fit (for a member of an ensemble fitted by
+                           :meth:`AbstractMethod.fit_many`: the ensemble's wall time / R);
+* ``ensemble_size_``       R, the number of members trained together with it (1 for ``fit``);
+* ``backend_``             "torch" or "jax" (which training backend ran), "none" without training;
+* ``training_``            ``{stage: TrainLog}`` (:class:`hjbench.training.TrainLog`): "stage1",
+                           "stage2" for the HJ method, "fit" for one-network methods, ``{}``
+                           for methods that do not train.
+
+Ensembles.  ``fit_many(datasets, seeds)`` fits one fresh clone per (dataset, seed) and equals
+``[clone.fit(d, seed=s) ...]`` to float tolerance. Learned methods override the hook
+:meth:`AbstractMethod._fit_ensemble` to train all members as one ensemble
+(:func:`hjbench.training.train_ensemble`); ``fit`` is the same hook with one member, so there is
+one code path. Other methods implement ``_fit`` and are fitted one after another.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import torch
 
 from ..data import Dataset
 from ..errors import ConfigError, NotFittedError, NotProvidedError, check_points
 from ..solve import Solution
+from ..training.budget import TrainLog
 
 __all__ = ["AbstractMethod", "OUTPUTS"]
 
@@ -43,11 +59,15 @@ class AbstractMethod:
         provides: the outputs this method gives, a subset of :data:`OUTPUTS`.
         test_params: tiny hyperparameters that make ``fit`` take well under a second; used by
             the conformance battery and smoke grids.
+        guarantee: the name of an a priori error bound this method provably satisfies (e.g.
+            "maxplus": the max-plus bound of BRIEF section 7), read by the bound checker; None
+            for methods with no guarantee (every learned method).
     """
 
     name: str = "abstract"
     provides: ClassVar[frozenset[str]] = frozenset()
     test_params: ClassVar[dict[str, Any]] = {}
+    guarantee: ClassVar[str | None] = None
 
     # -- settings -----------------------------------------------------------------------------
     @property
@@ -76,18 +96,62 @@ class AbstractMethod:
     # -- fitting --------------------------------------------------------------------------------
     def fit(self, data: Dataset, *, seed: int = 0) -> "AbstractMethod":
         """Learn from ``data`` (restricted to this method's regime); deterministic for ``seed``."""
-        if not isinstance(data, Dataset):
-            raise ConfigError(f"data must be a hjbench.data.Dataset, got {type(data).__name__}")
-        data = data.restrict(self.data_regime)
-        generator = torch.Generator().manual_seed(int(seed))
-        start = time.perf_counter()
-        self._fit(data, generator)
-        if data.x.is_cuda:
-            torch.cuda.synchronize(data.x.device)
-        self.fit_seconds_ = time.perf_counter() - start
-        self.dim_ = data.dim
-        self.t_ = data.t
+        self._fit_group([self], [data], [seed])
         return self
+
+    def fit_many(self, datasets: Sequence[Dataset], seeds: Sequence[int]) -> list["AbstractMethod"]:
+        """Fit one fresh clone of this configuration per (dataset, seed); returns the clones.
+
+        Equal, to float tolerance, to ``[clone.fit(d, seed=s) for d, s in zip(datasets, seeds)]``;
+        learned methods train the clones as one ensemble, which needs every dataset to have the
+        same n_samples and dim.
+        """
+        if len(datasets) != len(seeds) or not datasets:
+            raise ConfigError(f"fit_many: got {len(datasets)} datasets and {len(seeds)} seeds; "
+                              "give one seed per dataset (at least one)")
+        clones = [type(self)(**self.get_params()) for _ in datasets]
+        for clone in clones:
+            clone.name = self.name
+        self._fit_group(clones, list(datasets), list(seeds))
+        return clones
+
+    def _fit_group(self, members: list["AbstractMethod"], datasets: list[Dataset],
+                   seeds: list[int]) -> None:
+        for data in datasets:
+            if not isinstance(data, Dataset):
+                raise ConfigError(f"data must be a hjbench.data.Dataset, got {type(data).__name__}")
+        datasets = [d.restrict(self.data_regime) for d in datasets]
+        generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        native = type(self)._fit_ensemble is not AbstractMethod._fit_ensemble
+        if native:
+            shapes = {(d.n_samples, d.dim) for d in datasets}
+            if len(shapes) > 1:
+                raise ConfigError(f"fit_many: datasets have (n_samples, dim) {sorted(shapes)}; an "
+                                  "ensemble needs one shape: group the datasets by n_samples and dim")
+        start = time.perf_counter()
+        self._fit_ensemble(members, datasets, generators)
+        _synchronise(datasets)
+        share = (time.perf_counter() - start) / len(members)
+        for member, data in zip(members, datasets):
+            if native:
+                member.fit_seconds_, member.ensemble_size_ = share, len(members)
+            member.__dict__.setdefault("training_", {})
+            member.__dict__.setdefault("backend_", "none")
+            member.dim_, member.t_ = data.dim, data.t
+
+    def _fit_ensemble(self, members: list["AbstractMethod"], datasets: list[Dataset],
+                      generators: list[torch.Generator]) -> None:
+        """Hook: fit ``members[r]`` (configured like ``self``) on ``datasets[r]`` with ``generators[r]``.
+
+        The default fits them one after another with :meth:`_fit`, each timed alone. Learned
+        methods override it to train all members as one ensemble (same n_samples and dim,
+        checked before the call); they set ``training_`` and ``backend_`` on every member.
+        """
+        for member, data, generator in zip(members, datasets, generators):
+            start = time.perf_counter()
+            member._fit(data, generator)
+            _synchronise([data])
+            member.fit_seconds_, member.ensemble_size_ = time.perf_counter() - start, 1
 
     def _fit(self, data: Dataset, generator: torch.Generator) -> None:
         raise NotImplementedError
@@ -141,13 +205,15 @@ class AbstractMethod:
         """Learned state (tensors and plain values) sufficient to restore every output."""
         if not self.is_fitted:
             raise NotFittedError(f"method {self.name!r} is not fitted; nothing to save")
-        return {"dim_": self.dim_, "t_": self.t_, **self._state()}
+        training = {k: v.as_dict() for k, v in getattr(self, "training_", {}).items()}
+        return {"dim_": self.dim_, "t_": self.t_, "training_": training, **self._state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> "AbstractMethod":
         """Restore what :meth:`state_dict` saved into a method built with the same settings."""
         self.dim_ = int(state["dim_"])
         self.t_ = float(state["t_"])
-        self._load_state({k: v for k, v in state.items() if k not in ("dim_", "t_")})
+        self.training_ = {k: TrainLog(**v) for k, v in state.get("training_", {}).items()}
+        self._load_state({k: v for k, v in state.items() if k not in ("dim_", "t_", "training_")})
         return self
 
     def _state(self) -> dict[str, Any]:
@@ -155,3 +221,11 @@ class AbstractMethod:
 
     def _load_state(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
+
+
+def _synchronise(datasets: Sequence[Dataset]) -> None:
+    """Wait for queued CUDA work, so that wall times include it."""
+    for data in datasets:
+        if data.x.is_cuda:
+            torch.cuda.synchronize(data.x.device)
+            return

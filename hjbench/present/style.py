@@ -16,8 +16,8 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-__all__ = ["MethodStyle", "registry_order", "prior_order", "use_agg", "paper_context",
-           "COLUMN_WIDTH", "FULL_WIDTH", "TRUTH_COLOR"]
+__all__ = ["MethodStyle", "registry_order", "prior_order", "use_agg", "paper_context", "method_regimes",
+           "method_label", "COLUMN_WIDTH", "FULL_WIDTH", "TRUTH_COLOR", "OPT_LIMITED_NOTE"]
 
 COLUMN_WIDTH = 3.3   # inches: one column of a two-column paper
 FULL_WIDTH = 7.0     # inches: a full-width figure (faceted grids)
@@ -86,6 +86,38 @@ class MethodStyle:
     def sort(self, methods: Iterable[str]) -> list[str]:
         methods = list(dict.fromkeys(methods))
         return [m for m in self.order if m in methods] + [m for m in methods if m not in self.order]
+
+
+OPT_LIMITED_NOTE = ("open markers: optimisation-limited (training error not well below the held-out "
+                    "error in most repetitions), left out of fitted slopes")
+
+
+def method_regimes(summary) -> dict[str, str]:
+    """The data regime each method of ``summary`` learned from ("values", "values_and_gradients",
+    "prox_pairs"): the summary's ``data_regime`` column, else the registered method's default
+    ``data_regime``, else ""."""
+    out: dict[str, str] = {}
+    if "data_regime" in summary:
+        for method, regime in summary[["method", "data_regime"]].drop_duplicates().itertuples(index=False):
+            if isinstance(regime, str) and regime:
+                out.setdefault(method, regime)
+    for method in summary["method"].unique():
+        if method not in out:
+            try:
+                import importlib
+
+                out[method] = str(importlib.import_module("hjbench.methods").get(method).data_regime)
+            except Exception:  # noqa: BLE001 (a plug-in that is not installed here: no label)
+                out[method] = ""
+    return out
+
+
+def method_label(method: str, regime: str | None) -> str:
+    """"hj [values]": the method name with its data regime (hjbench.score.catalogue.REGIME_LABELS)."""
+    from ..score.catalogue import regime_label
+
+    suffix = regime_label(regime)
+    return f"{method} {suffix}" if suffix else method
 
 
 def use_agg() -> None:

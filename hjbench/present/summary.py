@@ -1,13 +1,22 @@
 """Per-cell statistics over repetitions (results schema v1, ``summary.parquet``).
 
-For each cell (method, prior, dim, n_samples, t, regime) and each numeric metric column, with
-v_1..v_k the finite values of the metric over the cell's trials:
+For each cell (method, prior, dim, n_samples, t, regime) and each summarised column of the
+metric catalogue (:func:`hjbench.score.catalogue.summarised`: float columns, and bool columns
+as 0/1 so that the median says what most repetitions did and the mean how many), with
+v_1..v_k the values of the metric over the cell's trials that are not NaN (+inf, an honest
+failure such as a prior error with a non-finite point, counts as a value):
 
-* median, mean of the v_j; n_finite = k; n_trials = rows of the cell; n_ok = rows with status ok;
+* median, mean of the v_j; n_finite = finite values, n_inf = +inf values (k = n_finite +
+  n_inf); n_trials = rows of the cell; n_ok = rows with status ok;
 * ci_low, ci_high: 95% percentile-bootstrap interval of the median: draw B resamples of size k
   with replacement from (v_1..v_k), take each resample's median, report the 2.5% and 97.5%
-  percentiles. The generator is seeded from a stable hash of (seed, cell, metric), so the
-  summary is reproducible and independent of row order. NaN when k < 2.
+  percentiles (linear interpolation; the nearest order statistics outward when a resample
+  median is +inf). The generator is seeded from a stable hash of (seed, cell, metric), so the
+  summary is reproducible and independent of row order. NaN when k < 2;
+* data_regime: the data regime the method learned from (the trials' ``data_regime``).
+
+Before that, :func:`common_subset` adds per trial the prior error on the points where every
+method of the cell converged (``prior_bvs_mse_common``, ``prior_common_fraction``).
 
 Cells are ordered by method registry order, prior registry order, dim, n_samples.
 """
@@ -18,30 +27,81 @@ import math
 
 import numpy as np
 
+from ..score import catalogue
+
 __all__ = ["SUMMARY_COLUMNS", "CELL_KEYS", "summary_metrics", "bootstrap_median_ci", "summarize",
-           "headline"]
+           "headline", "common_subset"]
 
 CELL_KEYS = ("method", "prior", "dim", "n_samples", "t", "regime")
-SUMMARY_COLUMNS = CELL_KEYS + ("metric", "median", "ci_low", "ci_high", "mean", "n_finite", "n_trials", "n_ok")
+SUMMARY_COLUMNS = CELL_KEYS + ("data_regime", "metric", "median", "ci_low", "ci_high", "mean", "n_finite",
+                               "n_inf", "n_trials", "n_ok")
+_SHARED = ("prior", "prior_params", "dim", "n_samples", "t", "regime", "box", "seed", "repetition")
 
 
 def summary_metrics() -> list[str]:
-    """The numeric metric columns summarised (every float metric of the schema)."""
-    from ..score.metrics import METRIC_COLUMNS
+    """The metric columns summarised: every float and bool column of the catalogue."""
+    return list(catalogue.summarised())
 
-    return [c for c in METRIC_COLUMNS if c not in ("bound_name", "bound_holds", "cert_holds")]
+
+def common_subset(trials):
+    """``trials`` with ``prior_bvs_mse_common`` and ``prior_common_fraction`` added.
+
+    Trials that share their data (same prior, dim, n_samples, t, regime, box, data seed and
+    repetition; the columns of these present in ``trials``) were scored on the same test
+    points. Over the ok trials of such a group with a packed prior (``prior_ok_mask``,
+    ``prior_bvs_sq_errors``), C = the points where every one of them converged with a finite
+    value; then prior_bvs_mse_common = mean_{i in C} e_i of each, and prior_common_fraction =
+    |C| / m. NaN where a trial has no prior, C is empty, or the groups' point counts differ.
+    Trials without the packed columns (an older run) are returned as they are.
+    """
+    from ..score.probes import unpack_mask
+    from ..score.probes import unpack_values
+
+    if not {"prior_ok_mask", "prior_bvs_sq_errors"} <= set(trials.columns):
+        return trials
+    out = trials.copy()
+    out["prior_bvs_mse_common"] = math.nan
+    out["prior_common_fraction"] = math.nan
+    if not len(trials):
+        return out
+    keys = [k for k in _SHARED if k in trials.columns]
+    packed = trials["prior_ok_mask"].map(lambda v: isinstance(v, str) and ":" in v).astype(bool)
+    if "status" in trials.columns:
+        packed &= trials["status"] == "ok"
+    for _, group in trials[packed].groupby(keys, sort=False, dropna=False):
+        masks = {i: unpack_mask(str(v)) for i, v in group["prior_ok_mask"].items()}
+        if len({m.size for m in masks.values()}) != 1:
+            continue
+        common = np.logical_and.reduce(list(masks.values()))
+        out.loc[group.index, "prior_common_fraction"] = float(common.mean())
+        if common.any():
+            for i, text in group["prior_bvs_sq_errors"].items():
+                out.loc[i, "prior_bvs_mse_common"] = float(unpack_values(str(text))[common].mean())
+    return out
+
+
+def _as_float(column) -> np.ndarray:
+    """A trials column as float64: bools (True/False/None) as 1/0/NaN, text as NaN."""
+    import pandas as pd
+
+    if column.dtype == object or str(column.dtype) == "boolean":
+        column = column.map(lambda v: float(v) if isinstance(v, (bool, np.bool_)) else v)
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
 
 
 def bootstrap_median_ci(values: np.ndarray, *, n_boot: int = 2000, level: float = 0.95,
                         seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap interval of the median of ``values`` (finite, 1-D); NaN if < 2 values."""
+    """Percentile-bootstrap interval of the median of ``values`` (not NaN, 1-D); NaN if < 2 values."""
     values = np.asarray(values, dtype=float)
     if values.size < 2:
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
     medians = np.median(rng.choice(values, size=(n_boot, values.size), replace=True), axis=1)
     alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(medians, [alpha, 1.0 - alpha])
+    if np.isfinite(medians).all():
+        low, high = np.quantile(medians, [alpha, 1.0 - alpha])
+    else:  # +inf medians: linear interpolation would give inf - inf
+        low, high = np.quantile(medians, alpha, method="lower"), np.quantile(medians, 1.0 - alpha, method="higher")
     return float(low), float(high)
 
 
@@ -66,22 +126,24 @@ def summarize(trials, *, n_boot: int = 2000, seed: int = 0):
 
     from ..seeds import stable_int
 
+    trials = common_subset(trials)
     metrics = [m for m in summary_metrics() if m in trials.columns]
     rows = []
-    if len(trials):
-        for cell, group in trials.groupby(list(CELL_KEYS), sort=False, dropna=False):
-            n_ok = int((group["status"] == "ok").sum())
-            key = dict(zip(CELL_KEYS, cell))
-            for metric in metrics:
-                vals = pd.to_numeric(group[metric], errors="coerce").to_numpy(dtype=float)
-                vals = vals[np.isfinite(vals)]
-                boot_seed = stable_int({"seed": seed, "metric": metric, **{k: str(v) for k, v in key.items()}})
-                lo, hi = bootstrap_median_ci(vals, n_boot=n_boot, seed=boot_seed)
-                rows.append({**key, "metric": metric,
-                             "median": float(np.median(vals)) if vals.size else math.nan,
-                             "ci_low": lo, "ci_high": hi,
-                             "mean": float(vals.mean()) if vals.size else math.nan,
-                             "n_finite": int(vals.size), "n_trials": len(group), "n_ok": n_ok})
+    for cell, group in trials.groupby(list(CELL_KEYS), sort=False, dropna=False) if len(trials) else ():
+        n_ok = int((group["status"] == "ok").sum())
+        key = dict(zip(CELL_KEYS, cell))
+        regimes = group["data_regime"].dropna().astype(str) if "data_regime" in group else pd.Series(dtype=str)
+        regime = next((r for r in regimes if r), "")
+        for metric in metrics:
+            vals = _as_float(group[metric])
+            vals = vals[~np.isnan(vals)]
+            boot_seed = stable_int({"seed": seed, "metric": metric, **{k: str(v) for k, v in key.items()}})
+            lo, hi = bootstrap_median_ci(vals, n_boot=n_boot, seed=boot_seed)
+            rows.append({**key, "data_regime": regime, "metric": metric,
+                         "median": float(np.median(vals)) if vals.size else math.nan,
+                         "ci_low": lo, "ci_high": hi, "mean": float(vals.mean()) if vals.size else math.nan,
+                         "n_finite": int(np.isfinite(vals).sum()), "n_inf": int(np.isinf(vals).sum()),
+                         "n_trials": len(group), "n_ok": n_ok})
     out = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     if not len(out):
         return out
@@ -91,7 +153,7 @@ def summarize(trials, *, n_boot: int = 2000, seed: int = 0):
     out = out.assign(_m=out["method"].map(m_rank), _p=out["prior"].map(p_rank), _k=out["metric"].map(k_rank))
     out = out.sort_values(["_m", "_p", "dim", "n_samples", "t", "regime", "_k"], kind="stable")
     out = out.drop(columns=["_m", "_p", "_k"]).reset_index(drop=True)
-    for c in ("dim", "n_samples", "n_finite", "n_trials", "n_ok"):
+    for c in ("dim", "n_samples", "n_finite", "n_inf", "n_trials", "n_ok"):
         out[c] = out[c].astype("int64")
     return out
 

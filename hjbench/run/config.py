@@ -21,14 +21,18 @@ A grid is methods x priors x dims x n_samples x repetitions at one (t, regime, b
     timeout_s = 600              # per-trial wall-clock limit (fit + evaluation), > 0; omit: none
     methods = ["hj", "lpn"]      # *required*: names, or "all" (every registered method)
     priors = ["l1", "minplus"]   # *required*: names, or "all"
+    memory_limit_mb = 4000       # per worker process: a runaway trial becomes an "oom" row
+    opt_limited_ratio = 0.5      # flag fits whose train/held-out error ratio is above this
+    backends = ["torch", "jax"]  # a grid axis for methods that take `backend` (default ["torch"])
                                  # (TOML: plain keys first; after a [table] header keys belong to it)
     [n_samples_by_dim]           # optional per-dim sample counts (paper: N grows with dim)
     2 = [20000]                  # keys are dims; a dim listed here ignores n_samples
 
-    [budget]                     # common training budget (hjbench.methods.training), given to
-    steps = 1500                 # every method whose constructor takes the key; a method's own
-    lr = 3e-3                    # params override it. Keys: steps batch_size lr lr_decay
-                                 # lr_decay_every val_fraction patience width depth
+    [budget]                     # the common training budget (hjbench.training.Budget): every
+    steps = 1500                 # method that takes a `budget` gets this table; a method's own
+    lr = 3e-3                    # [method_params.<name>] keys that are Budget fields override it.
+    mode = "converged"           # Keys: steps mode tol window check_every batch_size lr lr_decay
+                                 # lr_decay_every val_fraction patience width depth diverge_factor
 
     [method_params.lpn]          # constructor keywords of one listed method, validated by
     tol = 1e-3                   # building it (entries for unlisted methods are ignored)

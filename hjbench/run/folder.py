@@ -352,9 +352,14 @@ def _jsonl_rows(path: Path) -> Iterator[dict]:
 
 
 def _frame(rows: list[dict]):
+    """Rows -> DataFrame in schema order, with the dtypes of the metric catalogue."""
     import pandas as pd
 
+    from ..score import catalogue
+
     cols = list(trial_columns())
+    text = set(_STR_COLUMNS) | set(catalogue.columns(kind="str")) | set(catalogue.columns(kind="blob"))
+    flags = set(catalogue.columns(kind="bool"))
     df = pd.DataFrame(rows)
     extra = [c for c in df.columns if c not in cols]
     df = df.reindex(columns=cols + extra)
@@ -363,20 +368,10 @@ def _frame(rows: list[dict]):
     for c in df.columns:
         if c in _INT_COLUMNS:
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
-        elif c in _STR_COLUMNS or c.startswith("param_") or df[c].dtype == object and _all_str(df[c]):
+        elif c in text or c.startswith("param_"):
             df[c] = df[c].astype("string")
-        elif df[c].dtype == object and _all_bool(df[c]):
+        elif c in flags:
             df[c] = df[c].astype("boolean")
         elif c in cols:
             df[c] = pd.to_numeric(df[c].replace({"inf": math.inf, "-inf": -math.inf}), errors="coerce").astype("float64")
     return df
-
-
-def _all_str(col) -> bool:
-    vals = col.dropna()
-    return len(vals) > 0 and all(isinstance(v, str) for v in vals) and not set(vals) <= {"inf", "-inf"}
-
-
-def _all_bool(col) -> bool:
-    vals = col.dropna()
-    return len(vals) > 0 and all(isinstance(v, bool) for v in vals)

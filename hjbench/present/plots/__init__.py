@@ -20,6 +20,7 @@ from .cost import fit_time
 from .error import bound_ratio
 from .error import error_figures
 from .error import error_vs_n
+from .error import error_vs_n_by_regime
 from .error import run_figure
 from .sections import cross_section_figure
 from .sections import load_sections
@@ -28,6 +29,6 @@ from .sections import sections_from_table
 from .sections import write_sections
 
 __all__ = ["FigureResult", "FAMILIES", "load_summary", "load_run_trials", "error_vs_n",
-           "error_figures", "bound_ratio", "run_figure", "fit_time", "eval_time_bars",
+           "error_vs_n_by_regime", "error_figures", "bound_ratio", "run_figure", "fit_time", "eval_time_bars",
            "cost_figures", "cross_section_figure", "section_values", "sections_from_table",
            "write_sections", "load_sections"]

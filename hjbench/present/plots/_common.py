@@ -1,4 +1,5 @@
-"""What every figure shares: the returned record, saving, loading a run's tables, metric labels."""
+"""What every figure shares: the returned record, saving, loading a run's tables, metric labels
+(read from :mod:`hjbench.score.catalogue`, the one place labels and pairings live)."""
 
 from __future__ import annotations
 
@@ -13,39 +14,16 @@ import pandas as pd
 from ..style import paper_context
 from ..style import use_agg
 from ...errors import ConfigError
+from ...score.catalogue import FAMILIES
+from ...score.catalogue import label
 
 __all__ = ["FigureResult", "save_figure", "new_figure", "load_summary", "load_run_trials",
-           "METRIC_LABELS", "BOUND_FOR", "FAMILIES", "FORMATS", "metric_label", "fitted_slope", "n_label",
+           "FAMILIES", "FORMATS", "metric_label", "fitted_slope", "n_label",
            "decade_limits", "log_axes"]
 
-# error families of BRIEF section 6: (relative metric, raw metric)
-FAMILIES = {"forward": ("forward_rel_mse", "forward_mse"),
-            "prox": ("prox_rel_mse", "prox_mse"),
-            "prior": ("prior_bvs_rel_mse", "prior_bvs_mse")}
-
-# the bound on a metric, as a metric row of the summary (the a priori bound is on forward MSE)
-BOUND_FOR = {"forward_rel_mse": "bound_rel_value", "forward_mse": "bound_value"}
-
-METRIC_LABELS = {
-    "forward_mse": r"MSE of $\psi_\theta$ vs $\psi$",
-    "forward_rel_mse": r"relative MSE of $\psi_\theta$",
-    "forward_axis_mse": r"MSE of $\psi_\theta$ on the axis",
-    "prox_mse": r"prox MSE, $\|\cdot\|^2$",
-    "prox_rel_mse": "relative prox MSE",
-    "prior_bvs_mse": r"MSE of $\hat J$ vs $J_{\mathrm{bvs}}$",
-    "prior_bvs_rel_mse": r"relative MSE of $\hat J$ vs $J_{\mathrm{bvs}}$",
-    "prior_bvs_centered_rel_mse": r"relative MSE of $\hat J$ vs $J_{\mathrm{bvs}}$ up to a constant",
-    "prior_J_mse": r"MSE of $\hat J$ vs $J$",
-    "prior_J_rel_mse": r"relative MSE of $\hat J$ vs $J$",
-    "bound_ratio": "forward MSE / a priori bound",
-    "fit_seconds": "fit time [s]",
-    "prox_seconds_per_point": "prox time [s / point]",
-    "prior_seconds_per_point": "prior time [s / point]",
-}
-
-
 def metric_label(metric: str) -> str:
-    return METRIC_LABELS.get(metric, metric.replace("_", " "))
+    """The figure label of ``metric`` (hjbench.score.catalogue)."""
+    return label(metric, "figure")
 
 
 @dataclass

@@ -5,6 +5,8 @@ medians with the 95% band ci_low..ci_high, optionally a dashed bound and a horiz
 reference line. Cells are put on the panel's full n_samples grid first, so a missing cell is
 a NaN in the line (a gap, never an interpolation), marked by a cross at the bottom edge;
 a median <= 0, which a log axis cannot show, is marked by a triangle there and reported.
+Optimisation-limited cells (:func:`.notes.opt_limited_cells`) are drawn as open markers and
+left out of the fitted slopes; the figure legend names each method with its data regime.
 """
 
 from __future__ import annotations
@@ -19,20 +21,25 @@ import pandas as pd
 from ..style import COLUMN_WIDTH
 from ..style import FULL_WIDTH
 from ..style import TRUTH_COLOR
+from ..style import OPT_LIMITED_NOTE
 from ..style import MethodStyle
+from ..style import method_label
+from ..style import method_regimes
 from ..style import paper_context
 from ..style import prior_order
 from ._common import FORMATS
+from ...errors import ConfigError
 from ._common import FigureResult
 from ._common import decade_limits
 from ._common import fitted_slope
 from ._common import log_axes
 from ._common import new_figure
 from ._common import save_figure
-from ._notes import DRAWN
-from ._notes import GAP
-from ._notes import cell_reason
-from ._notes import classify
+from .notes import DRAWN
+from .notes import GAP
+from .notes import cell_reason
+from .notes import classify
+from .notes import opt_limited_cells
 
 __all__ = ["line_grid", "panel_keys", "grid_size", "grid_adjust", "row_major"]
 
@@ -84,16 +91,17 @@ def line_grid(summary: pd.DataFrame, metric: str, *, out_dir: Path | str, stem: 
               style: MethodStyle | None = None, bound_metric: str | None = None,
               hline: float | None = None, trials: pd.DataFrame | None = None,
               dpi: int = 300, formats: tuple[str, ...] = FORMATS, keep_figure: bool = False,
-              what: str = "") -> FigureResult:
-    """Draw ``metric`` of the long ``summary`` against n_samples; see the module docstring."""
+              what: str = "", methods: list[str] | None = None) -> FigureResult:
+    """Draw ``metric`` of the long ``summary`` against n_samples; see the module docstring.
+
+    ``methods`` restricts the lines to those methods (e.g. one data regime); default: all."""
     sub = summary[summary["metric"] == metric]
     if sub.empty:
-        from ...errors import ConfigError
-
-        have = sorted(summary["metric"].unique())
-        raise ConfigError(f"metric={metric!r} has no rows in the summary; metrics present: {have}")
+        raise ConfigError(f"metric={metric!r} has no rows in the summary; metrics present: "
+                          f"{sorted(summary['metric'].unique())}")
     style = style or MethodStyle.for_methods(summary["method"])
-    methods = style.sort(summary["method"].unique())
+    methods = style.sort(methods if methods is not None else summary["method"].unique())
+    flags, regimes = opt_limited_cells(summary), method_regimes(summary)
     cols, dims = panel_keys(summary)
     vary_t, vary_regime = summary["t"].nunique() > 1, summary["regime"].nunique() > 1
     nrows, ncols = len(dims), len(cols)
@@ -111,18 +119,10 @@ def line_grid(summary: pd.DataFrame, metric: str, *, out_dir: Path | str, stem: 
                 at = ((summary["prior"] == key[0]) & (summary["t"] == key[1])
                       & (summary["regime"] == key[2]) & (summary["dim"] == dim))
                 ns = np.array(sorted(summary.loc[at, "n_samples"].unique()), dtype=float)
-                panel_rows = sub[at[sub.index]]
-                where = dict(prior=key[0], t=key[1], regime=key[2], dim=dim)
                 panel = _Panel()
-                for method in methods:
-                    cell = panel_rows[panel_rows["method"] == method].set_index("n_samples").reindex(ns.astype(int))
-                    if not _method_line(ax, panel, cell, method, ns, style, metric, where, trials):
-                        not_applicable[method] = True
-                if bound_metric is not None:
-                    _bound_line(ax, panel, summary, at, bound_metric, ns, where)
-                if hline is not None:
-                    ax.axhline(hline, color=TRUTH_COLOR, lw=0.8, ls=":", gid=f"reference|{hline:g}")
-                    panel.positive.append(hline)
+                for method in _panel_lines(ax, panel, summary, sub[at[sub.index]], at, key, dim, ns, methods, style,
+                                           metric, trials, flags, bound_metric, hline):
+                    not_applicable[method] = True
                 title = _title(key, dim, vary_t, vary_regime)
                 notes += [f"{m}, {title}, N={n}: {reason}" for m, n, reason in panel.gaps]
                 records += panel.records
@@ -133,21 +133,37 @@ def line_grid(summary: pd.DataFrame, metric: str, *, out_dir: Path | str, stem: 
                 if j == 0:
                     ax.set_ylabel(ylabel)
         fig.supxlabel("number of training samples $N$", y=0.01, va="bottom", fontsize=7)
-        _figure_legend(fig, style, methods, bound_metric, hline, records)
+        _figure_legend(fig, style, methods, bound_metric, hline, records, regimes)
         paths = save_figure(fig, out_dir, stem, dpi=dpi, formats=formats)
     shown = {r["method"] for r in records}
-    for method in not_applicable:
-        if method not in shown:
-            notes.append(f"{method}: {metric} not applicable (the method does not provide this output); "
-                         "no line drawn")
-    data = pd.DataFrame.from_records(records)
+    notes += [f"{m}: {metric} not applicable (the method does not provide this output); no line drawn"
+              for m in not_applicable if m not in shown]
+    if any(r.get("opt_limited") for r in records):
+        notes.append(OPT_LIMITED_NOTE)
     caption = (f"{what or metric} against the number of samples N (log-log), median over repetitions with "
                "its 95% bootstrap interval; legend values are least-squares slopes of log median on log N. "
                "Crosses at the bottom mark missing cells (gaps, not interpolated); triangles mark values <= 0 "
-               "that a log axis cannot show.")
-    if notes:
-        caption += " Notes: " + "; ".join(notes) + "."
-    return FigureResult(paths, data, notes, caption, fig if keep_figure else None)
+               "that a log axis cannot show." + (" Notes: " + "; ".join(notes) + "." if notes else ""))
+    return FigureResult(paths, pd.DataFrame.from_records(records), notes, caption, fig if keep_figure else None)
+
+
+def _panel_lines(ax, panel: "_Panel", summary, panel_rows, at, key, dim, ns, methods, style, metric, trials, flags,
+                 bound_metric, hline) -> list[str]:
+    """Every method's line (optimisation-limited cells flagged), the bound and the reference line
+    of one panel; returns the methods for which the metric is not applicable."""
+    where = dict(prior=key[0], t=key[1], regime=key[2], dim=dim)
+    lacking = []
+    for method in methods:
+        cell = panel_rows[panel_rows["method"] == method].set_index("n_samples").reindex(ns.astype(int))
+        flagged = np.array([(method, key[0], dim, int(n), key[1], key[2]) in flags for n in ns], dtype=bool)
+        if not _method_line(ax, panel, cell, method, ns, style, metric, where, trials, flagged):
+            lacking.append(method)
+    if bound_metric is not None:
+        _bound_line(ax, panel, summary, at, bound_metric, ns, where)
+    if hline is not None:
+        ax.axhline(hline, color=TRUTH_COLOR, lw=0.8, ls=":", gid=f"reference|{hline:g}")
+        panel.positive.append(hline)
+    return lacking
 
 
 @dataclass
@@ -163,16 +179,21 @@ class _Panel:
 
 
 def _method_line(ax, panel: _Panel, cell: pd.DataFrame, method: str, ns: np.ndarray, style: MethodStyle,
-                 metric: str, where: dict, trials: pd.DataFrame | None) -> bool:
-    """Draw one method's medians (gaps as NaN); False if the output is not applicable here."""
+                 metric: str, where: dict, trials: pd.DataFrame | None, flagged: np.ndarray) -> bool:
+    """Draw one method's medians (gaps as NaN; ``flagged`` points as open markers, not in the
+    slope); False if the output is not applicable here."""
     status = classify(cell)
     if not np.isin(status, ["ok", "partial", "nonpositive"]).any() and (status == "not_applicable").any():
         return False
     y = np.where(np.isin(status, DRAWN), cell["median"].to_numpy(float), np.nan)
     lo, hi = cell["ci_low"].to_numpy(float), cell["ci_high"].to_numpy(float)
-    slope = fitted_slope(ns, y)
+    slope = fitted_slope(ns, np.where(flagged, np.nan, y))
+    gid = f"{metric}|{where['prior']}|{where['dim']}|{method}"
     (line,) = ax.plot(ns, y, color=style.color(method), marker=style.marker(method), markersize=2.6,
-                      label=method, gid=f"{metric}|{where['prior']}|{where['dim']}|{method}")
+                      label=method, gid=gid, markevery=[int(k) for k in np.flatnonzero(~flagged)])
+    if (flagged & np.isfinite(y)).any():
+        ax.plot(ns[flagged], y[flagged], ls="none", marker=style.marker(method), markersize=2.6, mfc="none",
+                color=style.color(method), gid=f"open|{gid}")
     panel.handles.append((line, f"{slope:+.2f}" if math.isfinite(slope) else "n/a"))
     panel.drawn.append((line, lo, hi, y, status))
     panel.positive += [v for v in np.concatenate([y, lo, hi]) if np.isfinite(v) and v > 0]
@@ -182,7 +203,8 @@ def _method_line(ax, panel: _Panel, cell: pd.DataFrame, method: str, ns: np.ndar
             panel.gaps.append((method, int(n), reason))
         panel.records.append({"series": "method", "method": method, **where, "n_samples": int(n),
                               "metric": metric, "median": cell["median"].iloc[k], "ci_low": lo[k],
-                              "ci_high": hi[k], "y": y[k], "status": status[k], "reason": reason, "slope": slope})
+                              "ci_high": hi[k], "y": y[k], "status": status[k], "reason": reason, "slope": slope,
+                              "opt_limited": bool(flagged[k])})
     return True
 
 
@@ -202,7 +224,7 @@ def _bound_line(ax, panel: _Panel, summary: pd.DataFrame, at: pd.Series, bound_m
     for k, n in enumerate(ns.astype(int)):
         panel.records.append({"series": "bound", "method": "bound", **where, "n_samples": int(n),
                               "metric": bound_metric, "median": b[k], "ci_low": np.nan, "ci_high": np.nan,
-                              "y": b[k], "status": "ok", "reason": "", "slope": slope})
+                              "y": b[k], "status": "ok", "reason": "", "slope": slope, "opt_limited": False})
 
 
 def _finish_panel(ax, panel: _Panel, floor: float, notes: list, metric: str, key: tuple, dim: int) -> None:
@@ -221,7 +243,7 @@ def _finish_panel(ax, panel: _Panel, floor: float, notes: list, metric: str, key
         low = np.where(clipped, floor, lo)
         ax.fill_between(ns, np.where(shown, low, np.nan), np.where(shown, hi, np.nan),
                         color=line.get_color(), alpha=0.18, lw=0, gid=f"band|{line.get_gid()}")
-        for marker, kinds in (("x", ("missing", "absent", "not_applicable")), ("v", ("nonpositive",))):
+        for marker, kinds in (("x", ("missing", "absent", "not_applicable", "infinite")), ("v", ("nonpositive",))):
             at = np.isin(status, kinds)
             if at.any():
                 ax.plot(ns[at], np.full(at.sum(), 0.04), ls="none", marker=marker, markersize=3.2,
@@ -245,15 +267,16 @@ def row_major(items: list, ncol: int) -> list:
     return [row[c] for c in range(ncol) for row in rows if c < len(row)]
 
 
-def _figure_legend(fig, style, methods, bound_metric, hline, records) -> None:
-    """One legend for the figure: methods that have a line, then band, bound and markers."""
+def _figure_legend(fig, style, methods, bound_metric, hline, records, regimes) -> None:
+    """One legend for the figure: methods (with their data regime) that have a line, then band,
+    bound and markers."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     with_line = {r["method"] for r in records if r["series"] == "method"}
     shown = [m for m in methods if m in with_line]
-    handles = [Line2D([], [], color=style.color(m), marker=style.marker(m), markersize=3, label=m)
-               for m in shown]
+    handles = [Line2D([], [], color=style.color(m), marker=style.marker(m), markersize=3,
+                      label=method_label(m, regimes.get(m))) for m in shown]
     handles.append(Patch(color="0.5", alpha=0.3, label="95% interval"))
     if bound_metric is not None and any(r["series"] == "bound" for r in records):
         handles.append(Line2D([], [], color=TRUTH_COLOR, ls="--", label="a priori bound"))
@@ -262,6 +285,11 @@ def _figure_legend(fig, style, methods, bound_metric, hline, records) -> None:
     statuses = {r["status"] for r in records}
     if statuses & {"missing", "absent", "not_applicable"}:
         handles.append(Line2D([], [], color="0.3", ls="none", marker="x", label="missing cell"))
+    if any(r.get("opt_limited") for r in records):
+        handles.append(Line2D([], [], color="0.3", ls="none", marker="o", mfc="none",
+                              label="optimisation-limited (not in slopes)"))
+    if "infinite" in statuses:
+        handles.append(Line2D([], [], color="0.3", ls="none", marker="x", label=r"median $= +\infty$"))
     if "nonpositive" in statuses:
         handles.append(Line2D([], [], color="0.3", ls="none", marker="v", label=r"value $\leq 0$"))
     ncol = min(len(handles), 6 if fig.get_size_inches()[0] > 5 else 4)

@@ -22,6 +22,8 @@ import pandas as pd
 
 from ..style import TRUTH_COLOR
 from ..style import MethodStyle
+from ..style import method_label
+from ..style import method_regimes
 from ..style import paper_context
 from ._common import (FORMATS, FigureResult, decade_limits, fitted_slope, log_axes, metric_label, new_figure,
                       save_figure)
@@ -43,7 +45,7 @@ def fit_time(summary: pd.DataFrame, out_dir: Path | str, *, device: str = "", st
              keep_figure: bool = False) -> FigureResult:
     """Fit seconds against N (log-log), one panel per dim, one line per method (see module doc)."""
     style = style or MethodStyle.for_methods(summary["method"])
-    table = _per_prior(summary, "fit_seconds")
+    table, regimes = _per_prior(summary, "fit_seconds"), method_regimes(summary)
     dims = sorted(int(d) for d in summary["dim"].unique())
     methods = style.sort(summary["method"].unique())
     records, notes = [], []
@@ -61,7 +63,7 @@ def fit_time(summary: pd.DataFrame, out_dir: Path | str, *, device: str = "", st
                     notes.append(f"{method}, dim {dim}: no finite fit_seconds")
                     continue
                 ax.plot(ns, y, color=style.color(method), marker=style.marker(method), markersize=2.6,
-                        label=method, gid=f"fit_seconds|{dim}|{method}")
+                        label=method_label(method, regimes.get(method)), gid=f"fit_seconds|{dim}|{method}")
                 ax.fill_between(ns, cell["low"].to_numpy(float), cell["high"].to_numpy(float),
                                 color=style.color(method), alpha=0.15, lw=0)
                 slope = fitted_slope(ns, y)
@@ -94,7 +96,7 @@ def eval_time_bars(summary: pd.DataFrame, out_dir: Path | str, *, device: str = 
                    formats: tuple[str, ...] = FORMATS, keep_figure: bool = False) -> FigureResult:
     """Prox and prior evaluation seconds per point at the largest N, per method and dim (log bars)."""
     style = style or MethodStyle.for_methods(summary["method"])
-    methods = style.sort(summary["method"].unique())
+    methods, regimes = style.sort(summary["method"].unique()), method_regimes(summary)
     dims = sorted(int(d) for d in summary["dim"].unique())
     records, notes = [], []
     width = 0.8 / max(1, len(dims))
@@ -124,7 +126,8 @@ def eval_time_bars(summary: pd.DataFrame, out_dir: Path | str, *, device: str = 
                             notes.append(f"{method}, dim {dim}: {metric} = {value:.3g} <= 0, not drawn on a log axis")
             ax.set_yscale("log")
             ax.set_xlim(-0.6, len(methods) - 0.4)
-            ax.set_xticks(range(len(methods)), methods, rotation=35, ha="right")
+            ax.set_xticks(range(len(methods)), [method_label(m, regimes.get(m)) for m in methods], rotation=35,
+                          ha="right")
             ax.set_title(metric_label(metric).replace(" [s / point]", "") + (f" ({device})" if device else ""))
         axes[0].set_ylabel("seconds per point")
         from matplotlib.patches import Patch

@@ -29,6 +29,8 @@ import pandas as pd
 from ..style import FULL_WIDTH
 from ..style import TRUTH_COLOR
 from ..style import MethodStyle
+from ..style import method_label
+from ..style import method_regimes
 from ..style import paper_context
 from ._common import FORMATS
 from ._common import FigureResult
@@ -123,43 +125,10 @@ def plot_sections(prior: Any, values: pd.DataFrame, out_dir: Path | str, *, box:
         fig.subplots_adjust(left=0.08, right=0.98, top=0.83, bottom=0.1, wspace=0.18, hspace=0.22)
         for i, quantity in enumerate(("potential", "prior")):
             for j, section in enumerate(SECTIONS):
-                ax = axes[i, j]
-                t = truth[(truth["section"] == section) & (truth["quantity"] == quantity)]
-                lo, hi = t["value"].min(), t["value"].max()
-                span = max(hi - lo, 1e-12)
-                ylim = (lo - 0.2 * span, hi + 0.2 * span)
-                for name in ("psi", "J", "J_bvs"):
-                    tt = t[t["method"] == name]
-                    if len(tt):
-                        kind, ls, label = _TRUTH[name]
-                        ax.plot(tt["s"], tt["value"], color=TRUTH_COLOR if name != "J_bvs" else "0.5", ls=ls,
-                                lw=1.4, label=label, gid=f"truth|{quantity}|{section}|{name}", zorder=1)
-                        drawn.append(tt.assign(series="truth"))
-                for method in methods:
-                    v = values[(values["method"] == method) & (values["section"] == section)
-                               & (values["quantity"] == quantity)]
-                    if v.empty:
-                        continue
-                    ax.plot(v["s"], v["value"], color=style.color(method), lw=1.0, label=method,
-                            gid=f"method|{quantity}|{section}|{method}", zorder=2)
-                    bad = v[~v["converged"].astype(bool)]
-                    if len(bad):
-                        ax.plot(bad["s"], bad["value"], ls="none", marker="x", markersize=2.5,
-                                color=style.color(method), zorder=3)
-                        notes.append(f"{method}, {quantity} along the {section}: {len(bad)} of {len(v)} "
-                                     "points did not converge (crosses)")
-                    out = ((v["value"] < ylim[0]) | (v["value"] > ylim[1]) | ~np.isfinite(v["value"])).sum()
-                    if out:
-                        notes.append(f"{method}, {quantity} along the {section}: {out} of {len(v)} points "
-                                     "outside the plotted range (or not finite)")
-                    drawn.append(v.assign(series="method"))
-                ax.set_ylim(*ylim)
-                ax.set_xlim(-box, box)
-                what = r"potential $\psi_\theta$" if quantity == "potential" else r"prior $\hat J$"
-                ax.set_title(f"{what} along the {'first axis' if section == 'axis' else 'diagonal'}")
+                _section_axis(axes[i, j], truth, values, methods, style, quantity, section, box, notes, drawn)
                 if i == 1:
-                    ax.set_xlabel(r"$s$ (point $s\,e_1$)" if section == "axis"
-                                  else r"$s$ (point $s\,(1,\dots,1)/\sqrt{n}$)")
+                    axes[i, j].set_xlabel(r"$s$ (point $s\,e_1$)" if section == "axis"
+                                          else r"$s$ (point $s\,(1,\dots,1)/\sqrt{n}$)")
         found = {}
         for ax in axes.ravel():
             for h, lab in zip(*ax.get_legend_handles_labels()):
@@ -167,7 +136,9 @@ def plot_sections(prior: Any, values: pd.DataFrame, out_dir: Path | str, *, box:
         labels = [_TRUTH[n][2] for n in ("psi", "J", "J_bvs")] + methods
         labels = [lab for lab in labels if lab in found]
         handles = [found[lab] for lab in labels]
-        fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 7), frameon=False,
+        regimes = method_regimes(pd.DataFrame({"method": methods}))
+        shown = [method_label(lab, regimes.get(lab)) if lab in regimes else lab for lab in labels]
+        fig.legend(handles, shown, loc="upper center", ncol=min(len(labels), 7), frameon=False,
                    bbox_to_anchor=(0.5, 0.96))
         title = f"{prior.name}, dim {prior.dim}, t={prior.t:g}" + (f"; {subtitle}" if subtitle else "")
         fig.suptitle(title, y=0.995, fontsize=7.5)
@@ -184,6 +155,45 @@ def plot_sections(prior: Any, values: pd.DataFrame, out_dir: Path | str, *, box:
         caption += " Notes: " + "; ".join(notes) + "."
     data = pd.concat(drawn, ignore_index=True) if drawn else pd.DataFrame()
     return FigureResult(paths, data, notes, caption, fig if keep_figure else None)
+
+
+def _section_axis(ax, truth: pd.DataFrame, values: pd.DataFrame, methods: list[str], style: MethodStyle,
+                  quantity: str, section: str, box: float, notes: list, drawn: list) -> None:
+    """One panel: the truth curves, then each method's curve (crosses where a solve failed),
+    with notes for points that did not converge or fall outside the plotted range."""
+    t = truth[(truth["section"] == section) & (truth["quantity"] == quantity)]
+    lo, hi = t["value"].min(), t["value"].max()
+    span = max(hi - lo, 1e-12)
+    ylim = (lo - 0.2 * span, hi + 0.2 * span)
+    for name in ("psi", "J", "J_bvs"):
+        tt = t[t["method"] == name]
+        if len(tt):
+            kind, ls, label = _TRUTH[name]
+            ax.plot(tt["s"], tt["value"], color=TRUTH_COLOR if name != "J_bvs" else "0.5", ls=ls,
+                    lw=1.4, label=label, gid=f"truth|{quantity}|{section}|{name}", zorder=1)
+            drawn.append(tt.assign(series="truth"))
+    for method in methods:
+        v = values[(values["method"] == method) & (values["section"] == section)
+                   & (values["quantity"] == quantity)]
+        if v.empty:
+            continue
+        ax.plot(v["s"], v["value"], color=style.color(method), lw=1.0, label=method,
+                gid=f"method|{quantity}|{section}|{method}", zorder=2)
+        bad = v[~v["converged"].astype(bool)]
+        if len(bad):
+            ax.plot(bad["s"], bad["value"], ls="none", marker="x", markersize=2.5,
+                    color=style.color(method), zorder=3)
+            notes.append(f"{method}, {quantity} along the {section}: {len(bad)} of {len(v)} "
+                         "points did not converge (crosses)")
+        out = ((v["value"] < ylim[0]) | (v["value"] > ylim[1]) | ~np.isfinite(v["value"])).sum()
+        if out:
+            notes.append(f"{method}, {quantity} along the {section}: {out} of {len(v)} points "
+                         "outside the plotted range (or not finite)")
+        drawn.append(v.assign(series="method"))
+    ax.set_ylim(*ylim)
+    ax.set_xlim(-box, box)
+    what = r"potential $\psi_\theta$" if quantity == "potential" else r"prior $\hat J$"
+    ax.set_title(f"{what} along the {'first axis' if section == 'axis' else 'diagonal'}")
 
 
 def cross_section_figure(prior: Any, fitted_methods: dict[str, Any], out_dir: Path | str, *,
