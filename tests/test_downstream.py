@@ -90,7 +90,7 @@ def test_compare_a_learned_prox_with_the_exact_one():
     same = ds.compare(prior.prox, prior.prox, p, t=1.0)
     assert same["rel_error_vs_exact"] == 0.0 and same["iterations"] == same["exact_iterations"]
     split = sample_split(prior, 2000, n_test=10, generator=torch.Generator().manual_seed(1))
-    m = methods.get("lista", steps=300, lr=1e-2, lr_decay_every=150, width=8, depth=1,
+    m = methods.get("lista", budget={"steps": 300, "lr": 1e-2, "lr_decay_every": 150, "width": 8, "depth": 1},
                     n_layers=3).fit(split.train, seed=0)
     out = ds.compare(m.prox, prior.prox, p, t=1.0, solver="fista", tol=1e-6)
     assert out["n_failed"] == 0 and out["exact_n_failed"] == 0
