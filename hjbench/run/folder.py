@@ -280,6 +280,26 @@ class RunFolder:
         write_parquet(df, self.parquet)
         return df
 
+    # -- saved models ------------------------------------------------------------------------------
+    models_dir = property(lambda self: self.path / "models")
+
+    def model_path(self, trial_id: str) -> Path:
+        return self.models_dir / f"{trial_id}.pt"
+
+    def write_model(self, trial_id: str, state: dict) -> Path:
+        """Store a fitted method's state as ``models/<trial_id>.pt`` (``torch.save``, atomic); it
+        is read back with ``torch.load(weights_only=True)``, never by unpickling objects."""
+        import io
+
+        import torch
+
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        path = self.model_path(trial_id)
+        atomic_write_bytes(path, buffer.getvalue())
+        return path
+
     # -- sections ----------------------------------------------------------------------------------
     def write_section(self, trial_id: str, table) -> Path:
         """Store one trial's cross-section table as ``sections/<trial_id>.parquet``."""

@@ -77,13 +77,13 @@ def _section_ids(cfg: GridConfig, trials: list[Trial]) -> frozenset:
                      and t.identity.n_samples == max(cfg.n_samples[t.identity.dim]))
 
 
-def _spec(cfg: GridConfig, members, sections: frozenset) -> GroupSpec:
+def _spec(cfg: GridConfig, members, sections: frozenset, save_models: bool) -> GroupSpec:
     return GroupSpec(members=tuple(members), box=cfg.box, n_test=cfg.n_test, n_cross=cfg.n_cross,
                      threads=cfg.threads, opt_limited_ratio=cfg.opt_limited_ratio,
-                     section_ids=sections, section_points=min(cfg.n_cross, 201))
+                     section_ids=sections, section_points=min(cfg.n_cross, 201), save_models=save_models)
 
 
-def _jobs(cfg: GridConfig, groups, sections: frozenset) -> dict:
+def _jobs(cfg: GridConfig, groups, sections: frozenset, save_models: bool) -> dict:
     from .executors import Job
     from .worker import run_group
 
@@ -91,14 +91,15 @@ def _jobs(cfg: GridConfig, groups, sections: frozenset) -> dict:
     for k, members in enumerate(groups):
         timeout = cfg.timeout_s * len(members) if cfg.timeout_s else None
         key = f"g{k}-{members[0].trial_id}"
-        out[key] = (Job(key, run_group, (_spec(cfg, members, sections),), timeout_s=timeout), members)
+        out[key] = (Job(key, run_group, (_spec(cfg, members, sections, save_models),), timeout_s=timeout),
+                    members)
     return out
 
 
-def _execute(executor, cfg: GridConfig, groups, sections) -> Iterator[tuple[list, Any]]:
+def _execute(executor, cfg: GridConfig, groups, sections, save_models=False) -> Iterator[tuple[list, Any]]:
     """(members, JobResult) as groups finish; a failed group of several members is run again
     member by member so that the failure lands on the trial that caused it."""
-    jobs = _jobs(cfg, groups, sections)
+    jobs = _jobs(cfg, groups, sections, save_models)
     retry = []
     for result in executor.run([job for job, _ in jobs.values()]):
         members = jobs[result.key][1]
@@ -107,19 +108,20 @@ def _execute(executor, cfg: GridConfig, groups, sections) -> Iterator[tuple[list
             continue
         yield members, result
     if retry:
-        yield from _execute(executor, cfg, retry, sections)
+        yield from _execute(executor, cfg, retry, sections, save_models)
 
 
-def _rows(members, result) -> Iterator[tuple[dict, Any]]:
+def _rows(members, result) -> Iterator[Any]:
+    from .worker import TrialOutcome
+
     if result.status == "ok":
-        for outcome in result.value:
-            yield outcome.row, outcome.section
+        yield from result.value
         return
     status = _JOB_STATUS.get(result.status, "failed")
     for trial in members:
         row = failure_row(trial, status, result.reason or status)
         row["peak_memory_mb"] = result.peak_rss_mb
-        yield row, None
+        yield TrialOutcome(row)
 
 
 def _open(folder: RunFolder, cfg: GridConfig, run_id: str, version: str, allow_code_change: bool) -> dict:
@@ -156,7 +158,7 @@ class _Signals:
 
 def run_grid(cfg: GridConfig, run_dir: Path, *, run_id: str, command: list[str] | str = "", console=None,
              show_progress: bool = True, jobs: int | None = None, scheduler: str | None = None,
-             allow_code_change: bool = False, executor=None) -> RunOutcome:
+             allow_code_change: bool = False, save_models: bool = False, executor=None) -> RunOutcome:
     """Run every pending trial of ``cfg`` into ``run_dir`` (resuming), then compact and stamp run.json.
 
     Args:
@@ -164,6 +166,8 @@ def run_grid(cfg: GridConfig, run_dir: Path, *, run_id: str, command: list[str] 
             0 runs inline in this process (no isolation; for debugging).
         scheduler: address of an existing Dask scheduler (overrides ``jobs``).
         allow_code_change: resume a folder whose rows came from other code (marked mixed).
+        save_models: store each fitted method's state as ``models/<trial_id>.pt``
+            (:func:`hjbench.load_model` restores it).
         executor: an executor object to use instead (tests).
     """
     from rich.console import Console
@@ -184,7 +188,8 @@ def run_grid(cfg: GridConfig, run_dir: Path, *, run_id: str, command: list[str] 
             with _Signals():
                 ex = executor or _executor(jobs, scheduler, cfg.memory_limit_mb)
                 with ex:
-                    _drive(ex, cfg, folder, pending, _section_ids(cfg, trials), console, show_progress)
+                    _drive(ex, cfg, folder, pending, _section_ids(cfg, trials), console, show_progress,
+                           save_models)
         except KeyboardInterrupt:
             stop = "interrupted"
         except Terminated:
@@ -209,19 +214,32 @@ def _start_info(previous: dict, cfg, run_id, command, version, n_trials, n_pendi
             "terminated": False}
 
 
-def _drive(ex, cfg, folder: RunFolder, pending: list[Trial], sections, console, show_progress) -> None:
+def _write_extras(folder: RunFolder, outcome, bar) -> None:
+    """Cross-sections and saved models of one trial (by-products: a failure is a warning)."""
+    from rich.text import Text
+
+    tid = outcome.row["trial_id"]
+    for what, item, write in (("sections", outcome.section, folder.write_section),
+                              ("model", outcome.state, folder.write_model)):
+        if item is None:
+            continue
+        try:
+            write(tid, item)
+        except Exception as exc:  # noqa: BLE001 (a figure's data or a saved model must not stop the run)
+            bar.console.print(Text(f"warning: {what} of {tid} not written: {type(exc).__name__}: {exc}"))
+
+
+def _drive(ex, cfg, folder: RunFolder, pending: list[Trial], sections, console, show_progress,
+           save_models=False) -> None:
     from rich.text import Text
 
     with _progress(console, show_progress) as bar:
         task = bar.add_task("starting", total=len(pending))
-        for members, result in _execute(ex, cfg, group_trials(pending), sections):
-            for row, section in _rows(members, result):
+        for members, result in _execute(ex, cfg, group_trials(pending), sections, save_models):
+            for outcome in _rows(members, result):
+                row = outcome.row
                 folder.append(row)
-                if section is not None:
-                    try:
-                        folder.write_section(row["trial_id"], section)
-                    except Exception as exc:  # noqa: BLE001 (a figure's data must not stop the run)
-                        bar.console.print(Text(f"warning: sections of {row['trial_id']} not written: {exc}"))
+                _write_extras(folder, outcome, bar)
                 if row["status"] in _FAILED:
                     label = f"{row['method']} {row['prior']} dim={row['dim']} n={row['n_samples']} rep={row['repetition']}"
                     bar.console.print(Text(f"{row['status']}: {label}: {row['message']}"))

@@ -38,12 +38,14 @@ class GroupSpec:
     opt_limited_ratio: float = 0.5
     section_ids: frozenset = field(default_factory=frozenset)
     section_points: int = 201
+    save_models: bool = False
 
 
 @dataclass
 class TrialOutcome:
     row: dict
     section: Any = None  # a DataFrame of cross-sections, or None
+    state: Any = None    # the fitted method's state_dict (CPU tensors, plain values) with save_models
 
 
 def _one_line(exc: BaseException) -> str:
@@ -102,13 +104,27 @@ def _score(trial: Trial, method, prior, split, spec: GroupSpec) -> TrialOutcome:
                   opt_limited_ratio=spec.opt_limited_ratio)
     status = "diverged" if ev.get("diverged") is True else "ok"
     row = {**i.row(), **ev, "status": status, "message": ev.message()}
+    state = _cpu(method.state_dict()) if spec.save_models else None
     section = None
     if trial.trial_id in spec.section_ids:
         try:
             section = _section(trial, method, spec)
         except Exception as exc:  # noqa: BLE001 (figures are a by-product, not the trial)
             row["message"] = "; ".join(filter(None, [row["message"], "sections: " + _one_line(exc)]))
-    return TrialOutcome(row, section)
+    return TrialOutcome(row, section, state)
+
+
+def _cpu(value):
+    """A state_dict with every tensor moved to the CPU (so it crosses processes and loads anywhere)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu(v) for v in value)
+    return value
 
 
 def _section(trial: Trial, method, spec: GroupSpec):
