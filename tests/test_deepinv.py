@@ -25,7 +25,7 @@ import torch
 
 import baselines.lista  # noqa: F401  (registers "lista": a prox-only method)
 import baselines.maxplus  # noqa: F401  (registers "maxplus")
-from hjbench import downstream as ds, methods, priors
+from hjbench import methods, priors, tasks as ds
 from hjbench.adapters.deepinv import as_denoiser, as_prior
 from hjbench.data import sample_split
 from hjbench.errors import ConfigError, NotProvidedError
