@@ -127,7 +127,7 @@ def summarize(trials, *, n_boot: int = 2000, seed: int = 0):
     from ..seeds import stable_int
 
     trials = common_subset(trials)
-    metrics = [m for m in summary_metrics() if m in trials.columns]
+    metrics = [m for m in summary_metrics() if m in trials.columns] + list(catalogue.task_columns_in(trials.columns))
     rows = []
     for cell, group in trials.groupby(list(CELL_KEYS), sort=False, dropna=False) if len(trials) else ():
         n_ok = int((group["status"] == "ok").sum())

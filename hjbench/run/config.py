@@ -1,49 +1,9 @@
 """Grid configuration: a TOML file, command-line overrides, validated before anything runs.
 
-A grid is methods x priors x dims x n_samples x repetitions at one (t, regime, box). The file
-(see ``configs/*.toml``; every key is optional unless marked *required*)::
-
-    name = "default"             # run-id prefix                        (default: file stem)
-    description = "..."          # free text, kept in run.json
-    seed = 0                     # base seed (int >= 0); data seeds derive from it (hjbench.seeds)
-    repetitions = 3              # int >= 1
-    dims = [2, 4]                # *required*, ints >= 1
-    n_samples = [100, 300]       # ints >= 1; *required* unless every dim is in n_samples_by_dim
-    t = 1.0                      # HJ time, > 0
-    regime = "values_and_gradients"  # data sampled for the run: hjbench.data.REGIMES
-    box = 4.0                    # inputs uniform on [-box, box]^dim, > 0
-    n_test = 2000                # held-out points per cell, int >= 1
-    n_cross = 401                # points on each cross-section, int >= 2
-    device = "auto"              # auto | cpu | cuda  (cuda must be available)
-    dtype = "float32"            # float32 | float64
-    threads = 1                  # torch CPU threads during the run (torch.set_num_threads), int >= 1;
-                                 # 1 is fastest for these small networks and safe on shared machines
-    timeout_s = 600              # per-trial wall-clock limit (fit + evaluation), > 0; omit: none
-    methods = ["hj", "lpn"]      # *required*: names, or "all" (every registered method)
-    priors = ["l1", "minplus"]   # *required*: names, or "all"
-    memory_limit_mb = 4000       # per worker process: a runaway trial becomes an "oom" row
-    opt_limited_ratio = 0.5      # flag fits whose train/held-out error ratio is above this
-    backends = ["torch", "jax"]  # a grid axis for methods that take `backend` (default ["torch"])
-                                 # (TOML: plain keys first; after a [table] header keys belong to it)
-    [n_samples_by_dim]           # optional per-dim sample counts (paper: N grows with dim)
-    2 = [20000]                  # keys are dims; a dim listed here ignores n_samples
-
-    [budget]                     # the common training budget (hjbench.training.Budget): every
-    steps = 1500                 # method that takes a `budget` gets this table; a method's own
-    lr = 3e-3                    # [method_params.<name>] keys that are Budget fields override it.
-    mode = "converged"           # Keys: steps mode tol window check_every batch_size lr lr_decay
-                                 # lr_decay_every val_fraction patience width depth diverge_factor
-
-    [method_params.lpn]          # constructor keywords of one listed method, validated by
-    tol = 1e-3                   # building it (entries for unlisted methods are ignored)
-    [prior_params.l1]            # the same for priors (built for every dim)
-    scale = 2.0
-
-Instead of a list of names, ``methods`` (and ``priors``) may be an array of tables
-``[[methods]]`` with keys ``name`` and ``params`` (TOML does not allow mixing both forms).
-
-TOML has no null: the string ``"none"`` as a budget or parameter value means Python ``None``
-(e.g. ``batch_size = "none"`` for full batch). Every rule broken raises one
+A grid is methods x priors x dims x n_samples x repetitions at one (t, regime, box). Every key
+of the file, with its type, default, bounds and meaning, is in ``docs/config.md``, which is
+generated from the table of :mod:`hjbench.run.schema` that the validator
+(:mod:`hjbench.run.validate`) checks against. Every rule broken raises one
 :class:`~hjbench.errors.ConfigError` line ``config: <key path>=<value>: <rule>; allowed: <...>``.
 """
 
@@ -54,21 +14,16 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from ..errors import ConfigError
+from .schema import KEYS, TOP_LEVEL, check, fail as _fail
 
 __all__ = ["Component", "GridConfig", "load_config", "apply_overrides", "validate", "read_toml"]
 
-_TOP = ("name", "description", "seed", "repetitions", "dims", "n_samples", "n_samples_by_dim", "t",
-        "regime", "box", "n_test", "n_cross", "device", "dtype", "threads", "timeout_s", "memory_limit_mb",
-        "opt_limited_ratio", "backends", "budget", "methods", "priors", "method_params", "prior_params")
-# sane upper bounds of every integer key: a typo of a few zeros fails here, not an hour later
-LIMITS = {"seed": 2**62, "repetitions": 1000, "dims": 4096, "n_samples": 10**7, "n_test": 10**6,
-          "n_cross": 10**5, "threads": 1024}
-BACKENDS = ("torch", "jax")
-DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("float32", "float64")
+_TOP = TOP_LEVEL
+# sane upper bounds of every integer key (from the schema): a typo of a few zeros fails here
+LIMITS = {k.name: k.high for k in KEYS if k.kind in ("int", "list") and k.high is not None}
 
 
 def _plain(value: Any) -> Any:
@@ -84,15 +39,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _fmt(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _fail(path: str, value: Any, rule: str, allowed: Any) -> NoReturn:
-    if isinstance(allowed, (list, tuple)):
-        allowed = ", ".join(str(a) for a in allowed)
-    raise ConfigError(f"config: {path}={_fmt(value)}: {rule}; allowed: {allowed}")
 
 
 @dataclass(frozen=True)
@@ -241,32 +187,10 @@ def validate(raw: dict) -> GridConfig:
 
 
 # -- validation ---------------------------------------------------------------------------------
-def _int(path: str, value: Any, minimum: int, maximum: int | None = None) -> int:
-    maximum = maximum if maximum is not None else LIMITS.get(path.split("[")[0].split(".")[0])
-    allowed = f"integers >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(path, value, "must be an integer", allowed)
-    if value < minimum or (maximum is not None and value > maximum):
-        _fail(path, value, "is out of range", allowed)
-    return value
-
-
-def _number(path: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
-        _fail(path, value, "must be a finite number > 0", "numbers > 0")
-    return float(value)
-
-
-def _str_choice(path: str, value: Any, allowed) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        _fail(path, value, "is not a known choice", list(allowed))
-    return value
-
-
 def _int_tuple(path: str, value: Any) -> tuple[int, ...]:
     if not isinstance(value, list) or not value:
         _fail(path, value, "must be a non-empty list of integers", "e.g. [2, 4]")
-    items = tuple(_int(f"{path}[{i}]", v, 1) for i, v in enumerate(value))
+    items = tuple(check(f"{path}[{i}]", v) for i, v in enumerate(value))
     if len(set(items)) != len(items):
         _fail(path, value, "lists a value twice", "distinct integers >= 1")
     return tuple(sorted(items))

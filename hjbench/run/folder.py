@@ -339,8 +339,10 @@ def _check_row(path: Path, line: int, row: dict) -> None:
     if not isinstance(row.get("trial_id"), str) or not isinstance(row.get("status"), str):
         raise RunError(f"{path}: row {line} has no trial_id or status; the file is foreign or damaged; "
                        "allowed: rows written by `hjbench run`")
+    from ..score.catalogue import task_metric
+
     known = set(trial_columns())
-    unknown = sorted(k for k in row if k not in known and not k.startswith("param_"))
+    unknown = sorted(k for k in row if k not in known and not k.startswith("param_") and task_metric(k) is None)
     if unknown:
         raise RunError(f"{path}: row {line} has unexpected field(s) {unknown[:5]}; allowed: the columns of "
                        f"results/README.md (schema version {SCHEMA_VERSION})")

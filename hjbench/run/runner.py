@@ -34,6 +34,9 @@ __all__ = ["RunOutcome", "Terminated", "run_grid", "expand"]
 
 _FAILED = ("failed", "timeout", "crashed", "oom", "diverged")
 _JOB_STATUS = {"error": "failed", "crashed": "crashed", "timeout": "timeout", "oom": "oom"}
+# one core per worker: torch, OpenMP and XLA each keep to one thread; JAX and torch share a GPU
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
 
 
 class Terminated(BaseException):
@@ -68,7 +71,7 @@ def _executor(jobs: int | None, scheduler: str | None, memory_limit_mb: float | 
     if jobs == 0:
         return InlineExecutor()
     return DaskExecutor(jobs or os.cpu_count() or 1, memory_limit_mb=memory_limit_mb,
-                        worker_env={"OMP_NUM_THREADS": "1", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"})
+                        worker_env=WORKER_ENV)
 
 
 def _section_ids(cfg: GridConfig, trials: list[Trial]) -> frozenset:
@@ -80,7 +83,8 @@ def _section_ids(cfg: GridConfig, trials: list[Trial]) -> frozenset:
 def _spec(cfg: GridConfig, members, sections: frozenset, save_models: bool) -> GroupSpec:
     return GroupSpec(members=tuple(members), box=cfg.box, n_test=cfg.n_test, n_cross=cfg.n_cross,
                      threads=cfg.threads, opt_limited_ratio=cfg.opt_limited_ratio,
-                     section_ids=sections, section_points=min(cfg.n_cross, 201), save_models=save_models)
+                     section_ids=sections, section_points=min(cfg.n_cross, 201), save_models=save_models,
+                     tasks=getattr(cfg, "tasks", None))
 
 
 def _jobs(cfg: GridConfig, groups, sections: frozenset, save_models: bool) -> dict:

@@ -1,4 +1,4 @@
-"""Validation of a raw grid dictionary, one section at a time (schema: :mod:`hjbench.run.config`).
+"""Validation of a raw grid dictionary, one section at a time (the keys: :mod:`hjbench.run.schema`).
 
 Every rule broken raises one :class:`~hjbench.errors.ConfigError` line
 ``config: <key path>=<value>: <rule>; allowed: <...>`` before anything runs.
@@ -10,8 +10,8 @@ import re
 from typing import Any
 
 from ..errors import ConfigError
-from .config import (BACKENDS, DEVICES, DTYPES, _TOP, Component, GridConfig, _build, _checked_params, _entries,
-                     _fail, _int, _int_tuple, _none, _number, _str_choice)
+from .config import _TOP, Component, GridConfig, _build, _checked_params, _entries, _fail, _int_tuple, _none
+from .schema import BUDGET_KEYS, check
 
 __all__ = ["validate"]
 
@@ -51,7 +51,7 @@ def _sample_counts(raw: dict, dims: tuple[int, ...]) -> dict[int, tuple[int, ...
 
 
 def _device(raw: dict) -> tuple[str, str]:
-    requested = _str_choice("device", raw.get("device", "auto"), DEVICES)
+    requested = check("device", raw.get("device", "auto"))
     if requested == "cpu":
         return "cpu", requested
     import torch
@@ -72,6 +72,9 @@ def _budget(raw: dict) -> dict:
         if key not in Budget.fields():
             _fail(f"budget.{key}", value, "unknown key", Budget.fields())
     budget = {k: _none(v) for k, v in budget.items()}
+    for key in BUDGET_KEYS:
+        if budget.get(key.name) is not None:
+            budget[key.name] = check(f"budget.{key.name}", budget[key.name], key)
     _build("budget", None, lambda: Budget(**budget))
     return budget
 
@@ -102,6 +105,9 @@ def _methods(raw: dict, regime: str, budget: dict, backends: tuple[str, ...]) ->
         cls = registry.entry(name).cls
         takes = _checked_params(f"methods[{i}]", "method", name,
                                 cls, {k: v for k, v in params.items() if k not in Budget.fields()})
+        for key in BUDGET_KEYS:
+            if params.get(key.name) is not None and key.name not in takes:
+                params[key.name] = check(f"method_params.{name}.{key.name}", params[key.name], key)
         full = _build(f"methods[{i}].params", name, lambda: _method_params(takes, params, budget))
         variants = [full] if "backend" not in takes or "backend" in params else \
             [{**full, "backend": b} for b in backends]
@@ -132,32 +138,36 @@ def _priors(raw: dict, dims: tuple[int, ...], t: float) -> tuple[Component, ...]
 def _backends(raw: dict) -> tuple[str, ...]:
     value = raw.get("backends", ["torch"])
     if not isinstance(value, list) or not value or len(set(value)) != len(value):
-        _fail("backends", value, "must be a non-empty list of distinct names", BACKENDS)
-    return tuple(_str_choice(f"backends[{i}]", b, BACKENDS) for i, b in enumerate(value))
+        _fail("backends", value, "must be a non-empty list of distinct names", "torch, jax")
+    return tuple(check(f"backends[{i}]", b) for i, b in enumerate(value))
 
 
-def _optional_number(raw: dict, key: str) -> float | None:
-    return None if raw.get(key) is None else _number(key, raw[key])
+def _get(raw: dict, key: str) -> Any:
+    """Top-level scalar ``key`` checked against its schema row (its default when absent)."""
+    from .schema import KEYS
+
+    spec = next(k for k in KEYS if k.name == key)
+    return check(key, raw.get(key, spec.default), spec)
 
 
-def validate(raw: dict) -> GridConfig:
-    """Check every key of a raw grid dictionary and build a :class:`GridConfig`."""
-    from ..data import REGIMES
+def validate(raw: dict, *, check_sizes: bool = True) -> GridConfig:
+    """Check every key of a raw grid dictionary and build a :class:`GridConfig`; with
+    ``check_sizes``, also refuse a grid too large for this machine (:mod:`hjbench.run.sizing`)."""
+    from .sizing import check_sizes as _sizes
 
     name, description = _header(raw)
     dims = _int_tuple("dims", raw["dims"])
-    t = _number("t", raw.get("t", 1.0))
-    regime = _str_choice("regime", raw.get("regime", "values_and_gradients"), REGIMES)
+    t, regime = _get(raw, "t"), _get(raw, "regime")
     device, requested = _device(raw)
-    budget = _budget(raw)
-    backends = _backends(raw)
-    ratio = _number("opt_limited_ratio", raw.get("opt_limited_ratio", 0.5))
-    return GridConfig(
-        name=name, description=description, seed=_int("seed", raw.get("seed", 0), 0),
-        repetitions=_int("repetitions", raw.get("repetitions", 1), 1), dims=dims,
-        n_samples=_sample_counts(raw, dims), t=t, regime=regime, box=_number("box", raw.get("box", 4.0)),
-        n_test=_int("n_test", raw.get("n_test", 2000), 1), n_cross=_int("n_cross", raw.get("n_cross", 401), 2),
-        device=device, device_requested=requested, dtype=_str_choice("dtype", raw.get("dtype", "float32"), DTYPES),
-        threads=_int("threads", raw.get("threads", 1), 1), timeout_s=_optional_number(raw, "timeout_s"),
-        budget=budget, methods=_methods(raw, regime, budget, backends), priors=_priors(raw, dims, t),
-        memory_limit_mb=_optional_number(raw, "memory_limit_mb"), opt_limited_ratio=ratio, backends=backends)
+    budget, backends = _budget(raw), _backends(raw)
+    cfg = GridConfig(
+        name=name, description=description, seed=_get(raw, "seed"), repetitions=_get(raw, "repetitions"),
+        dims=dims, n_samples=_sample_counts(raw, dims), t=t, regime=regime, box=_get(raw, "box"),
+        n_test=_get(raw, "n_test"), n_cross=_get(raw, "n_cross"), device=device, device_requested=requested,
+        dtype=_get(raw, "dtype"), threads=_get(raw, "threads"), timeout_s=_get(raw, "timeout_s"), budget=budget,
+        methods=_methods(raw, regime, budget, backends), priors=_priors(raw, dims, t),
+        memory_limit_mb=_get(raw, "memory_limit_mb"), opt_limited_ratio=_get(raw, "opt_limited_ratio"),
+        backends=backends)
+    if check_sizes:
+        _sizes(cfg)
+    return cfg

@@ -39,6 +39,7 @@ class GroupSpec:
     section_ids: frozenset = field(default_factory=frozenset)
     section_points: int = 201
     save_models: bool = False
+    tasks: Any = None  # hjbench.tasks.config.TasksConfig or None
 
 
 @dataclass
@@ -104,6 +105,8 @@ def _score(trial: Trial, method, prior, split, spec: GroupSpec) -> TrialOutcome:
                   opt_limited_ratio=spec.opt_limited_ratio)
     status = "diverged" if ev.get("diverged") is True else "ok"
     row = {**i.row(), **ev, "status": status, "message": ev.message()}
+    if spec.tasks is not None:
+        _score_tasks(row, i, method, prior, spec.tasks)
     state = _cpu(method.state_dict()) if spec.save_models else None
     section = None
     if trial.trial_id in spec.section_ids:
@@ -112,6 +115,22 @@ def _score(trial: Trial, method, prior, split, spec: GroupSpec) -> TrialOutcome:
         except Exception as exc:  # noqa: BLE001 (figures are a by-product, not the trial)
             row["message"] = "; ".join(filter(None, [row["message"], "sections: " + _one_line(exc)]))
     return TrialOutcome(row, section, state)
+
+
+def _score_tasks(row: dict, i, method, prior, tasks) -> None:
+    """Reconstruction columns of the grid's inverse-problem tasks (hjbench.score.tasks)."""
+    import torch
+
+    from ..score.tasks import score_tasks
+
+    try:
+        scores = score_tasks(method, prior, tasks, seed=i.seed, t=i.t, box=i.box,
+                             dtype=getattr(torch, i.dtype), device=i.device)
+        row.update(scores)
+        extra = scores.message()
+    except Exception as exc:  # noqa: BLE001 (a task that cannot be scored is a reason, not a failed trial)
+        extra = "tasks: " + _one_line(exc)
+    row["message"] = "; ".join(filter(None, [row["message"], extra]))
 
 
 def _cpu(value):

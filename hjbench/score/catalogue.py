@@ -188,17 +188,17 @@ FAMILIES: dict[str, tuple[str, str]] = {m.group: (m.column, m.raw) for m in _ENT
 
 def get(column: str) -> Metric:
     """The catalogue record of ``column``; ConfigError naming the allowed columns otherwise."""
-    try:
-        return CATALOGUE[column]
-    except KeyError:
+    found = CATALOGUE.get(column) or task_metric(column)
+    if found is None:
         raise ConfigError(f"metric={column!r} is not in the metric catalogue; allowed: "
-                          f"{', '.join(CATALOGUE)}") from None
+                          f"{', '.join(CATALOGUE)}")
+    return found
 
 
 def label(column: str, kind: str = "figure") -> str:
     """Label of ``column`` for a ``"figure"`` (mathtext), ``"text"`` or ``"latex"``; unknown
     columns get their name with spaces."""
-    m = CATALOGUE.get(column)
+    m = CATALOGUE.get(column) or task_metric(column)
     if m is None:
         return column.replace("_", " ")
     return {"figure": m.label or m.text, "text": m.text, "latex": m.tex}[kind] or column.replace("_", " ")
