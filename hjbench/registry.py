@@ -20,9 +20,25 @@ from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from .errors import ConfigError
 
-__all__ = ["Entry", "Registry"]
+__all__ = ["Entry", "Registry", "PluginWarning"]
 
 T = TypeVar("T")
+_WARNED: set[str] = set()
+
+
+class PluginWarning(UserWarning):
+    """A plug-in failed to import; hjbench goes on without it."""
+
+
+def _warn_once(what: str, exc: BaseException) -> None:
+    """One warning line per broken plug-in and process (each registry loads plug-ins once):
+    ``plug-in 'x' failed to import: TypeName: first line; fix it or remove it from ...``."""
+    if what in _WARNED:
+        return
+    _WARNED.add(what)
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    warnings.warn(f"{what}: {text[:300]}; hjbench goes on without it (fix the module, or remove it from "
+                  "HJBENCH_PLUGINS / uninstall the package)", PluginWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -85,16 +101,14 @@ class Registry(Generic[T]):
                 if callable(obj):
                     obj()
             except Exception as exc:  # a broken plug-in must not break hjbench
-                warnings.warn(f"hjbench: plug-in {ep.name!r} ({ep.value}) failed to load: {exc}",
-                              stacklevel=2)
+                _warn_once(f"plug-in {ep.name!r} ({ep.value}) failed to import", exc)
         for mod in filter(None, (m.strip() for m in os.environ.get("HJBENCH_PLUGINS", "").split(","))):
             try:
                 module = importlib.import_module(mod)
                 if callable(getattr(module, "register", None)):
                     module.register()
             except Exception as exc:
-                warnings.warn(f"hjbench: HJBENCH_PLUGINS module {mod!r} failed to load: {exc}",
-                              stacklevel=2)
+                _warn_once(f"plug-in {mod!r} (HJBENCH_PLUGINS) failed to import", exc)
 
     # -- look-up ------------------------------------------------------------------------
     def names(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -151,25 +152,73 @@ def test_a_failing_method_gives_exit_code_1(cli, tmp_path):
     assert sorted(trials["status"]) == ["failed", "failed", "ok", "ok"]
 
 
-def test_check_bound_and_report_delegate_with_their_exit_codes(cli, finished_run, monkeypatch):
+def test_report_delegates_with_progress_and_its_exit_code(cli, finished_run, monkeypatch):
     run_dir, _ = finished_run
     seen = []
-    monkeypatch.setitem(sys.modules, "hjbench.score.check",
-                        types.SimpleNamespace(main=lambda run: seen.append(("bound", run)) or 3))
-    monkeypatch.setitem(sys.modules, "hjbench.present.report",
-                        types.SimpleNamespace(main=lambda run, **opts: seen.append(("report", run)) or 0))
-    assert cli("check-bound", run_dir).exit_code == 3
-    assert cli("report", run_dir).exit_code == 0
-    assert seen == [("bound", run_dir), ("report", run_dir)]
-    missing = cli("check-bound", run_dir.parent / "nope")
+    monkeypatch.setitem(sys.modules, "hjbench.present.report", types.SimpleNamespace(
+        main=lambda run, **opts: seen.append((run, callable(opts.get("progress")), opts["dpi"])) or 0))
+    assert cli("report", run_dir, "--dpi", "150").exit_code == 0
+    assert seen == [(run_dir, True, 150)]
+    missing = cli("report", run_dir.parent / "nope")
     assert missing.exit_code == 2 and missing.stderr.startswith("error: RUN=")
 
 
-def test_real_check_bound_writes_its_report(cli, finished_run):
+def test_check_bound_prints_a_short_verdict_the_tables_only_when_verbose(cli, finished_run):
     run_dir, _ = finished_run
-    result = cli("check-bound", run_dir)
-    assert result.exit_code in (0, 3), result.output  # 3: a learned method above the bound
-    assert (run_dir / "bound_report.md").exists()
+    short = cli("check-bound", run_dir)
+    assert short.exit_code in (0, 3, 4), short.output  # 3: a learned method above the bound
+    lines = short.stdout.strip().splitlines()
+    assert 2 <= len(lines) <= 10 and lines[-1].startswith(f"report: {run_dir / 'bound_report.md'}")
+    assert "## Cells" not in short.stdout and (run_dir / "bound_report.md").exists()
+    full = cli("check-bound", run_dir, "--verbose")
+    assert full.exit_code == short.exit_code and "## Cells" in full.stdout
+    data = json.loads(cli("check-bound", run_dir, "--json").stdout)
+    assert data["exit_code"] == short.exit_code and data["n_cells"] == len(data["cells"]) == 2
+    assert data["report"] == str(run_dir / "bound_report.md") and data["verdict"] in short.stdout
+
+
+def test_json_outputs_parse(cli, finished_run):
+    run_dir, _ = finished_run
+    listed = json.loads(cli("list", "--json").stdout)
+    assert {m["name"] for m in listed["methods"]} >= {"hj", "maxplus"}
+    assert {"scale"} <= set(next(p for p in listed["priors"] if p["name"] == "l1")["parameters"])
+    summary = json.loads(cli("summarize", run_dir, "--json", "-m", "forward_rel_mse").stdout)
+    assert {r["metric"] for r in summary["rows"]} == {"forward_rel_mse"} and len(summary["rows"]) == 2
+    assert all(r["ci_low"] <= r["median"] <= r["ci_high"] for r in summary["rows"])
+    info = json.loads(cli("sys-info", "--json").stdout)
+    assert {"python", "torch", "git_commit"} <= set(info)
+
+
+COMMANDS = {"run": (0, 1, 2, 130, 143), "list": (0, 2), "summarize": (0, 2), "check-bound": (0, 2, 3, 4),
+            "report": (0, 2), "sys-info": (0,)}
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_every_command_has_h_version_and_its_exit_codes(cli, command):
+    from hjbench import __version__
+
+    head = [command] if command else []
+    short, long = cli(*head, "-h"), cli(*head, "--help")
+    assert short.exit_code == long.exit_code == 0 and short.stdout == long.stdout
+    text = " ".join(short.stdout.split())
+    codes = COMMANDS.get(command, (0, 1, 2, 3, 4, 130, 143))
+    assert "Exit codes:" in text and all(f" {c} " in text.split("Exit codes:")[1] + " " for c in codes)
+    version = cli(*head, "--version")
+    assert version.exit_code == 0 and version.stdout.strip() == f"hjbench {__version__}"
+
+
+def test_help_shows_readable_metavars(cli):
+    text = cli("run", "-h").stdout
+    for meta in ("--config PATH", "--methods LIST", "--repetitions N", "--timeout SECONDS", "--jobs N",
+                 "--scheduler ADDRESS", "--out PATH"):
+        assert meta in text, meta
+    assert "RUN" in cli("report", "-h").stdout and "--dpi N" in cli("report", "-h").stdout
+
+
+def test_importing_the_cli_does_not_import_torch():
+    code = "import hjbench.cli, sys; assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_sys_info(cli):

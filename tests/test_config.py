@@ -107,7 +107,7 @@ def test_bad_config_exits_2_with_one_line_and_writes_nothing(tmp_path, case):
     (["--repetitions", "0"], "repetitions=0"),
     (["--device", "gpu"], "device='gpu'"),
     (["--dtype", "half"], "dtype='half'"),
-    (["--steps", "0"], "budget: budget.steps=0"),
+    (["--steps", "0"], "config: budget.steps=0: is out of range"),
     (["--threads", "0"], "threads=0"),
 ])
 def test_bad_overrides_exit_2(tmp_path, args, expected):
@@ -210,3 +210,43 @@ def test_validate_error_is_a_config_error_with_one_line():
     with pytest.raises(ConfigError) as info:
         validate({"dims": [2], "n_samples": [10], "methods": ["hj"], "priors": ["l1"], "box": 0})
     assert "\n" not in str(info.value) and str(info.value).startswith("config: box=0")
+
+
+def test_docs_config_md_is_generated_from_the_schema():
+    from hjbench.run.schema import render_markdown
+
+    committed = (ROOT / "docs" / "config.md").read_text()
+    assert committed == render_markdown(), "docs/config.md is stale: python -m hjbench.run.schema > docs/config.md"
+
+
+def test_schema_rows_match_the_code_they_describe():
+    import dataclasses
+
+    from hjbench.data import REGIMES
+    from hjbench.run.schema import BUDGET_KEYS, KEYS
+    from hjbench.training import Budget
+
+    defaults = {f.name: f.default for f in dataclasses.fields(Budget)}
+    assert [k.name for k in BUDGET_KEYS] == list(defaults)
+    assert all(k.default == defaults[k.name] for k in BUDGET_KEYS)
+    assert next(k for k in KEYS if k.name == "regime").choices == tuple(REGIMES)
+    cfg = validate({"dims": [2], "n_samples": [8], "methods": ["maxplus"], "priors": ["l1"], "device": "cpu"})
+    for key in KEYS:  # every scalar default of the table is the default the validator applies
+        if key.kind in ("int", "number", "choice") and key.name != "device":
+            assert getattr(cfg, key.name) == key.default, key.name
+
+
+def test_memory_estimate_grows_with_every_size_and_refuses_what_cannot_fit():
+    from hjbench.run.sizing import machine_mb, trial_bytes
+
+    base = dict(dim=4, n_samples=1000, n_test=500, n_cross=51, dtype="float32")
+    net = {"budget": {"width": 32, "depth": 2, "batch_size": None}}
+    one = trial_bytes("hj", net, **base)
+    for change in ({"dim": 8}, {"n_samples": 2000}, {"n_test": 1000}, {"dtype": "float64"}):
+        assert trial_bytes("hj", net, **{**base, **change}) > one, change
+    assert trial_bytes("hj", {"budget": {"width": 64, "depth": 2}}, **base) > one
+    assert trial_bytes("lpn", net, **base) > trial_bytes("pnp", net, **base)  # the inversion working set
+    assert trial_bytes("maxplus", {"chunk_elements": 2**22}, **base) > trial_bytes("maxplus", {"chunk_elements": 2**10},
+                                                                                  **base)
+    have, source = machine_mb()
+    assert have > 0 and source in ("MemTotal", "physical memory", "unknown memory")

@@ -25,7 +25,7 @@ import html
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -156,17 +156,19 @@ def _page(title: str, body: list[str]) -> str:
 
 
 def main(run_dir: str | Path, *, raw: bool = False, dpi: int = 300,
-         formats: tuple[str, ...] = ("pdf", "png")) -> int:
+         formats: tuple[str, ...] = ("pdf", "png"), progress: Callable[[str], Any] | None = None) -> int:
     """Build figures, tables and report/index.html for ``run_dir``; 0 on success, 2 if not a run.
 
     ``raw`` draws and tabulates raw MSE instead of relative MSE; ``dpi`` and ``formats`` are
     the PNG resolution and the figure files written (the page shows the PNGs; "png" must be
-    among the formats).
+    among the formats). ``progress`` is called with what is being drawn (a status line).
+    run.json and the trials are read through :class:`~hjbench.run.folder.RunFolder`: a foreign,
+    corrupt or newer file raises its one-line :class:`~hjbench.errors.RunError` before
+    anything is written.
     """
     from . import plots
-    from . import tables
-    from .style import MethodStyle
-    from ..errors import ConfigError
+    from ..errors import ConfigError, RunError
+    from ..run.folder import RunFolder
 
     run_dir = Path(run_dir)
     formats = tuple(dict.fromkeys((*formats, "png")))  # the page shows PNGs
@@ -174,47 +176,79 @@ def main(run_dir: str | Path, *, raw: bool = False, dpi: int = 300,
         print(f"error: run_dir={str(run_dir)!r} is not a run folder; allowed: a folder holding "
               f"{', '.join(_RUN_FILES[:-1])} or {_RUN_FILES[-1]} (from `hjbench run`)", file=sys.stderr)
         return 2
-    try:
-        info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
-    except ValueError as exc:
-        info = {"run.json": f"unreadable ({exc})"}
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or not 30 <= dpi <= 1200:
+        raise ConfigError(f"dpi={dpi!r}: is out of range; allowed: integers 30 to 1200 (300 for print)")
+    say = progress or (lambda text: None)
+    info = RunFolder(run_dir).read_run_json()
     trials = plots.load_run_trials(run_dir)
     try:
         summary, source = plots.load_summary(run_dir, trials)
     except ConfigError as exc:
         summary, source = None, f"none ({exc})"
-    figures_dir, report_dir = run_dir / "figures", run_dir / "report"
-    report_dir.mkdir(parents=True, exist_ok=True)
-    body, problems, results = [], [], []
-    if summary is not None and len(summary):
-        style = MethodStyle.for_methods(summary["method"])
-        kw = dict(style=style, dpi=dpi, formats=formats)
-        jobs = [lambda: list(plots.error_figures(summary, figures_dir, raw=raw, trials=trials, **kw).values())]
-        if "bound_ratio" in set(summary["metric"]):
-            jobs.append(lambda: [plots.bound_ratio(summary, figures_dir, trials=trials, **kw)])
-        jobs.append(lambda: list(plots.cost_figures(summary, figures_dir, trials=trials, **kw).values()))
+    except Exception as exc:  # noqa: BLE001 (pyarrow raises many kinds for a damaged file)
+        raise RunError(f"{run_dir / 'summary.parquet'}: cannot be read ({type(exc).__name__}); allowed: a "
+                       "summary written by hjbench (delete it; `hjbench summarize RUN` writes it again)") from None
+    (run_dir / "report").mkdir(parents=True, exist_ok=True)
+    drawn = _draw(run_dir, info, summary, trials, raw=raw, dpi=dpi, formats=formats, say=say)
+    index = run_dir / "report" / "index.html"
+    say(f"writing {index}")
+    body = _body(run_dir, info, summary, trials, source, *drawn)
+    index.write_text(_page(f"hjbench report: {info.get('run_id', run_dir.name)}", body), encoding="utf-8")
+    for p in drawn[1]:
+        print(f"warning: {p}", file=sys.stderr)
+    print(f"report: {index}")
+    return 0
+
+
+def _draw(run_dir: Path, info: dict, summary, trials, *, raw, dpi, formats, say) -> tuple:
+    """Draw every figure set and write the tables: (results, problems, table paths, built tables)."""
+    from . import plots
+    from . import tables
+    from .style import MethodStyle
+
+    figures_dir, results, problems = run_dir / "figures", [], []
+    if summary is None or not len(summary):
+        return results, ["no finished trials yet: nothing to draw"], [], {}
+    style = MethodStyle.for_methods(summary["method"])
+    kw = dict(style=style, dpi=dpi, formats=formats)
+    jobs = [("error against N", lambda: list(plots.error_figures(summary, figures_dir, raw=raw, trials=trials,
+                                                                **kw).values()))]
+    if "bound_ratio" in set(summary["metric"]):
+        jobs.append(("error over the bound", lambda: [plots.bound_ratio(summary, figures_dir, trials=trials, **kw)]))
+    jobs.append(("fit and evaluation times",
+                 lambda: list(plots.cost_figures(summary, figures_dir, trials=trials, **kw).values())))
+    try:
         sections = plots.load_sections(run_dir)
-        if sections is not None:
-            box = float((info.get("config") or {}).get("box", 4.0))
-            jobs.append(lambda: plots.sections_from_table(sections, figures_dir, box=box, methods=list(style.order),
-                                                          **kw))
-        for job in jobs:
-            try:
-                results += job()
-            except Exception as exc:  # noqa: BLE001 (one broken figure must not hide the rest)
-                problems.append(f"a figure was not drawn: {type(exc).__name__}: {exc}")
-        table_paths = tables.write_tables(summary, run_dir / "tables", raw=raw)
-        built = tables.build_tables(summary, raw=raw)
-    else:
-        table_paths, built = [], {}
-        problems.append("no finished trials yet: nothing to draw")
+    except Exception as exc:  # noqa: BLE001 (a damaged section file costs its figure, not the report)
+        sections = None
+        problems.append(f"cross-sections not read: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+    if sections is not None:
+        box = float((info.get("config") or {}).get("box", 4.0))
+        jobs.append(("cross-sections", lambda: plots.sections_from_table(sections, figures_dir, box=box,
+                                                                         methods=list(style.order), **kw)))
+    for k, (what, job) in enumerate(jobs):
+        say(f"drawing {what} ({k + 1}/{len(jobs)} figure sets)")
+        try:
+            results += job()
+        except Exception as exc:  # noqa: BLE001 (one broken figure must not hide the rest)
+            problems.append(f"a figure was not drawn: {type(exc).__name__}: {exc}")
+    say("writing tables")
+    return results, problems, tables.write_tables(summary, run_dir / "tables", raw=raw), \
+        tables.build_tables(summary, raw=raw)
+
+
+def _body(run_dir: Path, info: dict, summary, trials, source: str, results, problems, table_paths, built) -> list:
+    """The HTML blocks of the page, in order."""
+    from . import tables
+
+    figures_dir, report_dir = run_dir / "figures", run_dir / "report"
     shown = {r.png for r in results if r.png is not None}
     extra = sorted(p for p in figures_dir.glob("cross_section_*.png") if p not in shown) if figures_dir.exists() else []
     missing = missing_cells(trials, info.get("config"), summary)
     status = "complete" if info.get("ended") and missing.empty else "partial: see Missing cells"
-    body.append(f"<p>Run <code>{html.escape(str(info.get('run_id', run_dir.name)))}</code> &mdash; {status}. "
-                "<a href=#figures>Figures</a> &middot; <a href=#tables>Tables</a> &middot; "
-                "<a href=#missing>Missing cells</a> &middot; <a href=#provenance>Provenance</a></p>")
+    body = [f"<p>Run <code>{html.escape(str(info.get('run_id', run_dir.name)))}</code> &mdash; {status}. "
+            "<a href=#figures>Figures</a> &middot; <a href=#tables>Tables</a> &middot; "
+            "<a href=#missing>Missing cells</a> &middot; <a href=#provenance>Provenance</a></p>"]
     body += [f"<p class=warn>{html.escape(p)}</p>" for p in problems]
     body.append("<h2 id=figures>Figures</h2>")
     body += [_figure_html(r.png, r.caption, report_dir) for r in results if r.png is not None]
@@ -230,9 +264,4 @@ def main(run_dir: str | Path, *, raw: bool = False, dpi: int = 300,
     body.append("<p>None: every trial of the grid finished ok.</p>" if missing.empty else
                 missing.to_html(index=False, escape=True, border=0))
     body.append(_provenance(info, run_dir, source, 0 if trials is None else len(trials)))
-    index = report_dir / "index.html"
-    index.write_text(_page(f"hjbench report: {info.get('run_id', run_dir.name)}", body), encoding="utf-8")
-    for p in problems:
-        print(f"warning: {p}", file=sys.stderr)
-    print(f"report: {index}")
-    return 0
+    return body

@@ -240,8 +240,9 @@ def to_latex(table: Table, *, label: str = "") -> str:
     return "\n".join(lines)
 
 
-SORT_SCRIPT = ("<script>document.querySelectorAll('table.sortable th').forEach((th,i)=>th.onclick=()=>{"
-               "const b=th.closest('table').tBodies[0],r=[...b.rows],d=th.dataset.d=th.dataset.d==='1'?'-1':'1',"
+SORT_SCRIPT = ("<script>document.querySelectorAll('table.sortable th').forEach(th=>th.onclick=()=>{"
+               "const i=th.cellIndex,b=th.closest('table').tBodies[0],r=[...b.rows],"
+               "d=th.dataset.d=th.dataset.d==='1'?'-1':'1',"
                "v=x=>{const t=x.cells[i].dataset.v??x.cells[i].textContent;return isNaN(+t)?t:+t};"
                "r.sort((a,c)=>(v(a)>v(c)?1:v(a)<v(c)?-1:0)*d).forEach(x=>b.appendChild(x))})</script>")
 
