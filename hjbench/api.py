@@ -112,7 +112,7 @@ class Run:
 
     def report(self, **kw: Any) -> Path:
         """Draw the figures and tables and write the reports, as ``hjbench report RUN`` does
-        (``kw`` go to :func:`hjbench.present.report.main`: raw, dpi, formats), then the
+        (``kw`` go to :func:`hjbench.present.report.main`: raw, dpi, formats), including the
         self-contained page (:func:`hjbench.present.html.write_standalone`); return its path."""
         from .present import html
         from .present import report
@@ -121,7 +121,7 @@ class Run:
         if code != 0:
             raise RunError(f"report: run_dir={str(self.path)!r}: hjbench report exited {code} (its error is on "
                            "stderr); allowed: a run folder with trials or a summary")
-        return html.write_standalone(self.path, raw=bool(kw.get("raw", False)))
+        return html.page_path(self.path)
 
     def compare(self, other: Any, **kw: Any):
         """This run against ``other`` (the baseline, run A): ratios are this run / ``other``;

@@ -102,6 +102,8 @@ def run(
                                             help="run on an existing Dask cluster, e.g. tcp://host:8786"),
     allow_code_change: bool = typer.Option(False, "--allow-code-change",
                                            help="resume a run folder written by other code (marked mixed)"),
+    save_models: bool = typer.Option(False, "--save-models",
+                                     help="store each fitted method's state in RUN/models/ (hjbench.load_model)"),
     version: bool = VERSION,
 ) -> None:
     """Run a grid of trials; the same command again resumes it."""
@@ -125,7 +127,8 @@ def run(
         from .run.runner import run_grid
 
         outcome = run_grid(cfg, run_dir, run_id=run_id, command=sys.argv, console=console, show_progress=progress,
-                           jobs=jobs, scheduler=scheduler, allow_code_change=allow_code_change)
+                           jobs=jobs, scheduler=scheduler, allow_code_change=allow_code_change,
+                           save_models=save_models)
     after_run(outcome, run_dir, figure, console)
 
 
@@ -224,6 +227,25 @@ def report(run: str = RUN_ARG,
         with _console(stderr=True).status("reading the run") as status:
             code = make_report(run_dir, progress=status.update, **opts)
     raise typer.Exit(int(code or 0))
+
+
+@app.command(epilog=epilog(0, 1, 2))
+def compare(run_a: str = typer.Argument(..., metavar="RUN_A", help="the baseline run (folder or id; e.g. "
+                                        "results/reference)"),
+            run_b: str = typer.Argument(..., metavar="RUN_B", help="the run compared with it"),
+            as_json: bool = typer.Option(False, "--json", help="print JSON instead of Markdown"),
+            threshold: float = typer.Option(0.25, "--threshold", metavar="X",
+                                            help="flag a cell whose ratio's 95% interval lies above 1 + X"),
+            version: bool = VERSION) -> None:
+    """Compare RUN_B with RUN_A cell by cell (error and time ratios); exit 1 on a regression."""
+    with bad_input():
+        if not 0 < threshold < 100:
+            raise ConfigError(f"--threshold={threshold}: is out of range; allowed: a number in (0, 100), e.g. 0.25")
+        a, b = _run_dir(run_a), _run_dir(run_b)
+        from .present.compare import main as compare_main
+
+        code = compare_main(a, b, as_json=as_json, threshold=threshold)
+    raise typer.Exit(int(code))
 
 
 @app.command("sys-info", epilog=epilog(0))

@@ -175,6 +175,15 @@ def _provenance(info: dict, run_dir: Path) -> list[tuple[str, str]]:
     return [(k, str(v)) for k, v in items.items() if v not in (None, "", [], {})]
 
 
+def page_path(run_dir: str | Path, info: dict | None = None) -> Path:
+    """Where the self-contained page of a run lives: ``RUN/report/<run_id>.html``."""
+    from ..run.folder import RunFolder
+
+    run_dir = Path(run_dir)
+    info = info if info is not None else RunFolder(run_dir).read_run_json()
+    return run_dir / "report" / f"{info.get('run_id') or run_dir.name}.html"
+
+
 def write_html_report(run_dir: str | Path, out_path: str | Path | None = None, *, figures: dict[str, Path],
                       tables: dict, bound_report=None, info: dict, summary=None,
                       captions: dict[str, str] | None = None, problems: list[str] | None = None,
@@ -196,8 +205,7 @@ def write_html_report(run_dir: str | Path, out_path: str | Path | None = None, *
     from . import tables as tables_mod
 
     run_dir = Path(run_dir)
-    run_id = str(info.get("run_id") or run_dir.name)
-    out = Path(out_path) if out_path is not None else run_dir / "report" / f"{run_id}.html"
+    out = Path(out_path) if out_path is not None else page_path(run_dir, info)
     figs = []
     for name, png in figures.items():
         uri, width, height = embed_png(png, max_px)
@@ -210,7 +218,7 @@ def write_html_report(run_dir: str | Path, out_path: str | Path | None = None, *
     counts = info.get("counts") or {}
     done = info.get("ended") and not any(v for k, v in counts.items() if k not in ("ok",))
     page = env.get_template("report.html.j2").render(
-        version=__version__, run_id=run_id, commit=git.get("commit") or info.get("code_version") or "unknown",
+        version=__version__, run_id=str(info.get("run_id") or run_dir.name), commit=git.get("commit") or info.get("code_version") or "unknown",
         dirty=bool(git.get("dirty")), status="Complete" if done else "Partial or with failed trials: see the tables",
         problems=problems or [], headline=[f for f in figs if f["stem"].startswith(HEADLINE_PREFIXES)],
         more=[f for f in figs if not f["stem"].startswith(HEADLINE_PREFIXES)],

@@ -196,7 +196,12 @@ def main(run_dir: str | Path, *, raw: bool = False, dpi: int = 300,
     index.write_text(_page(f"hjbench report: {info.get('run_id', run_dir.name)}", body), encoding="utf-8")
     for p in drawn[1]:
         print(f"warning: {p}", file=sys.stderr)
+    say("writing the self-contained page")
+    from .html import write_standalone
+
+    page = write_standalone(run_dir, raw=raw)
     print(f"report: {index}")
+    print(f"report (one self-contained file): {page}")
     return 0
 
 

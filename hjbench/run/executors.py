@@ -106,14 +106,18 @@ def describe_exit(exitcode: int | None) -> str:
     return f"exit code {exitcode}, {name}" if name else f"exit code {exitcode}"
 
 
-def run_job(job: Job, worker: str = "inline", watchdog: "Watchdog | None" = None) -> JobResult:
-    """Run ``job`` here; any ``BaseException`` from it becomes an ``"error"`` result."""
+def run_job(job: Job, worker: str = "inline", watchdog: "Watchdog | None" = None,
+            reraise: tuple[type[BaseException], ...] = ()) -> JobResult:
+    """Run ``job`` here; any ``BaseException`` from it becomes an ``"error"`` result, except
+    the kinds in ``reraise`` (the inline executor lets Ctrl-C and SIGTERM through)."""
     with PeakMemory() as mem:
         start = time.perf_counter()
         if watchdog is not None:
             watchdog.start()
         try:
             value, status, reason = job.fn(*job.args, **job.kwargs), "ok", ""
+        except reraise:
+            raise
         except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt included
             value, status, reason = None, "error", describe_exception(exc)
         finally:
@@ -169,9 +173,7 @@ class InlineExecutor:
     def run(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
         """Yield one ``JobResult`` per job, in order."""
         for job in jobs:
-            result = run_job(job)
-            if result.reason.startswith("KeyboardInterrupt"):
-                raise KeyboardInterrupt(f"job {job.key!r} interrupted")
+            result = run_job(job, reraise=(KeyboardInterrupt,))
             if job.timeout_s is not None and result.seconds > job.timeout_s:
                 result = JobResult(job.key, "timeout", None, f"took {result.seconds:.2f} s > timeout_s="
                                    f"{job.timeout_s:g} (checked after the job)", result.seconds,
@@ -216,6 +218,19 @@ class PinGpu(_WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_for_worker(worker.name, self.gpus))
+
+
+class WorkerSetup(_WorkerPlugin):
+    """Worker plugin calling ``fn()`` when a worker starts (again after each restart), so that
+    one-time imports are paid before the first job and never count against its ``timeout_s``."""
+
+    name = "hjbench-worker-setup"
+
+    def __init__(self, fn: Callable[[], Any]):
+        self.fn = fn
+
+    def setup(self, worker: Any) -> None:
+        self.fn()
 
 
 class _ExitReporter(_NannyPlugin):
@@ -278,7 +293,8 @@ class DaskExecutor:
 
     def __init__(self, n_workers: int | None = None, *, scheduler: str | None = None,
                  memory_limit_mb: float | None = None, threads_per_worker: int = 1,
-                 worker_env: dict | None = None, gpus: list[int] | None = None):
+                 worker_env: dict | None = None, gpus: list[int] | None = None,
+                 setup: Callable[[], Any] | None = None):
         from hjbench.errors import check_int, check_positive
 
         self.n_workers = check_int("n_workers", (os.cpu_count() or 1) if n_workers is None else n_workers)
@@ -288,6 +304,7 @@ class DaskExecutor:
         self.memory_limit_mb = None if memory_limit_mb is None else check_positive("memory_limit_mb", memory_limit_mb)
         self.threads_per_worker = check_int("threads_per_worker", threads_per_worker)
         self.worker_env = {str(k): str(v) for k, v in (worker_env or {}).items()}
+        self.setup = setup
         self.gpus = None if gpus is None else [check_int("gpus[i]", g, minimum=0) for g in gpus]
         if self.gpus is not None:
             gpu_for_worker(0, self.gpus)
@@ -330,6 +347,8 @@ class DaskExecutor:
         self.client_.register_plugin(_ExitReporter())
         if self.gpus is not None:
             self.client_.register_plugin(PinGpu(self.gpus))
+        if self.setup is not None:
+            self.client_.register_plugin(WorkerSetup(self.setup))
 
     def _on_event(self, topic: str, key_field: str, event: tuple) -> None:
         stamp, msg = event

@@ -39,8 +39,9 @@ WORKER_ENV = {"OMP_NUM_THREADS": "1", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
               "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
 
 
-class Terminated(BaseException):
-    """SIGTERM arrived: stop between rows, compact and exit 143."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: stop between rows, compact and exit 143 (a KeyboardInterrupt, so that
+    every layer that lets Ctrl-C through lets it through too)."""
 
 
 @dataclass
@@ -66,12 +67,14 @@ class RunOutcome:
 def _executor(jobs: int | None, scheduler: str | None, memory_limit_mb: float | None):
     from .executors import DaskExecutor, InlineExecutor
 
+    from .worker import warm_up_worker
+
     if scheduler:
-        return DaskExecutor(scheduler=scheduler, memory_limit_mb=memory_limit_mb)
+        return DaskExecutor(scheduler=scheduler, memory_limit_mb=memory_limit_mb, setup=warm_up_worker)
     if jobs == 0:
         return InlineExecutor()
     return DaskExecutor(jobs or os.cpu_count() or 1, memory_limit_mb=memory_limit_mb,
-                        worker_env=WORKER_ENV)
+                        worker_env=WORKER_ENV, setup=warm_up_worker)
 
 
 def _section_ids(cfg: GridConfig, trials: list[Trial]) -> frozenset:
@@ -194,10 +197,10 @@ def run_grid(cfg: GridConfig, run_dir: Path, *, run_id: str, command: list[str] 
                 with ex:
                     _drive(ex, cfg, folder, pending, _section_ids(cfg, trials), console, show_progress,
                            save_models)
-        except KeyboardInterrupt:
-            stop = "interrupted"
         except Terminated:
             stop = "terminated"
+        except KeyboardInterrupt:
+            stop = "interrupted"
         df = _finish(folder, info, run_id, trials, stop)
     finally:
         folder.unlock()

@@ -173,6 +173,20 @@ def _warm_up() -> None:
         _WARM.append(True)
 
 
+def warm_up_worker() -> None:
+    """Imports and lazy set-up a worker pays once, before its first job: hjbench's registries
+    with their plug-ins, torch's optimiser machinery, and JAX when it is installed."""
+    from .. import methods, priors
+
+    methods.names()
+    priors.names()
+    _warm_up()
+    try:
+        import jax.numpy  # noqa: F401  (the JAX fast path's first trial would pay for it)
+    except ImportError:
+        pass
+
+
 def run_group(spec: GroupSpec) -> list[TrialOutcome]:
     """Sample every member's data, fit the group, score each member (see the module docstring)."""
     import torch
