@@ -222,6 +222,10 @@ def _draw(run_dir: Path, info: dict, summary, trials, *, raw, dpi, formats, say)
         jobs.append(("error over the bound", lambda: [plots.bound_ratio(summary, figures_dir, trials=trials, **kw)]))
     jobs.append(("fit and evaluation times",
                  lambda: list(plots.cost_figures(summary, figures_dir, trials=trials, **kw).values())))
+    if any(str(m).startswith("task_") for m in set(summary["metric"])):
+        from .plots.tasks import task_figures
+
+        jobs.append(("reconstruction error against N", lambda: list(task_figures(summary, figures_dir).values())))
     try:
         sections = plots.load_sections(run_dir)
     except Exception as exc:  # noqa: BLE001 (a damaged section file costs its figure, not the report)

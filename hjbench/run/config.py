@@ -78,6 +78,7 @@ class GridConfig:
     memory_limit_mb: float | None = None
     opt_limited_ratio: float = 0.5
     backends: tuple[str, ...] = ("torch",)
+    tasks: Any = None  # hjbench.tasks.config.TasksConfig or None
 
     def to_dict(self) -> dict:
         """The resolved configuration (JSON-ready); its hash names the run."""
@@ -90,7 +91,8 @@ class GridConfig:
                 "device": self.device, "device_requested": self.device_requested, "dtype": self.dtype,
                 "threads": self.threads, "timeout_s": self.timeout_s, "budget": self.budget,
                 "memory_limit_mb": self.memory_limit_mb, "opt_limited_ratio": self.opt_limited_ratio,
-                "backends": list(self.backends), "methods": comp(self.methods), "priors": comp(self.priors)}
+                "backends": list(self.backends), "methods": comp(self.methods), "priors": comp(self.priors),
+                **({"tasks": self.tasks.to_dict()} if self.tasks is not None else {})}
 
     @property
     def n_trials(self) -> int:

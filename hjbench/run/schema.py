@@ -69,6 +69,8 @@ KEYS: tuple[Key, ...] = (
     Key("prior_params", "table", {}, "`[prior_params.<name>]`: constructor keywords of a prior (built "
         "for every dim)"),
     Key("budget", "table", {}, "the common training budget (below), given to every method that takes one"),
+    Key("tasks", "table", None, "optional inverse-problem tasks scored for every fitted method (docs/tasks.md; "
+        "validated by hjbench.tasks.config)", optional=True),
 )
 BUDGET_KEYS: tuple[Key, ...] = (
     Key("steps", "int", 2000, "optimiser steps (the most, in mode converged)", 1, 10**8),

@@ -150,6 +150,12 @@ def _get(raw: dict, key: str) -> Any:
     return check(key, raw.get(key, spec.default), spec)
 
 
+def _tasks(raw: dict, dims, t: float):
+    from ..tasks.config import validate_tasks
+
+    return validate_tasks(raw.get("tasks"), dims=dims, t=t)
+
+
 def validate(raw: dict, *, check_sizes: bool = True) -> GridConfig:
     """Check every key of a raw grid dictionary and build a :class:`GridConfig`; with
     ``check_sizes``, also refuse a grid too large for this machine (:mod:`hjbench.run.sizing`)."""
@@ -167,7 +173,7 @@ def validate(raw: dict, *, check_sizes: bool = True) -> GridConfig:
         dtype=_get(raw, "dtype"), threads=_get(raw, "threads"), timeout_s=_get(raw, "timeout_s"), budget=budget,
         methods=_methods(raw, regime, budget, backends), priors=_priors(raw, dims, t),
         memory_limit_mb=_get(raw, "memory_limit_mb"), opt_limited_ratio=_get(raw, "opt_limited_ratio"),
-        backends=backends)
+        backends=backends, tasks=_tasks(raw, dims, t))
     if check_sizes:
         _sizes(cfg)
     return cfg

@@ -36,71 +36,14 @@ from ._common import FORMATS
 from ._common import FigureResult
 from ._common import new_figure
 from ._common import save_figure
+from ...score.sections import SECTION_IDENTITY, SECTIONS, section_values, truth_values
 
 __all__ = ["section_values", "truth_values", "plot_sections", "cross_section_figure", "sections_from_table",
            "write_sections", "load_sections"]
 
-_IDENTITY = ("trial_id", "prior", "prior_params", "dim", "t", "n_samples", "repetition")
-
-SECTIONS = ("axis", "diagonal")
+_IDENTITY = SECTION_IDENTITY
 _TRUTH = {"psi": ("potential", "-", r"$\psi$"), "J": ("prior", "-", r"$J$"),
           "J_bvs": ("prior", "--", r"$J_{\mathrm{bvs}}$")}
-
-
-def _points(dim: int, box: float, n_points: int, dtype, device):
-    from ...data import cross_sections
-
-    return cross_sections(dim, box=box, n_points=n_points, dtype=dtype, device=device)
-
-
-def _empty() -> pd.DataFrame:
-    return pd.DataFrame({"method": pd.Series(dtype=str), "section": pd.Series(dtype=str),
-                         "s": pd.Series(dtype=float), "quantity": pd.Series(dtype=str),
-                         "value": pd.Series(dtype=float), "converged": pd.Series(dtype=bool)})
-
-
-def section_values(method: Any, *, dim: int, box: float = 4.0, n_points: int = 201,
-                   dtype: Any = None, device: Any = "cpu") -> pd.DataFrame:
-    """The fitted ``method``'s potential and prior along both cross-sections.
-
-    Returns a long table: method, section ("axis"/"diagonal"), s, quantity
-    ("potential"/"prior"), value, converged; only the outputs the method provides.
-    ``dtype`` defaults to float32 (the precision methods are trained in).
-    """
-    import torch
-
-    pts = _points(dim, box, n_points, dtype or torch.float32, device)
-    rows = []
-    s = pts["s"].double().cpu().numpy()
-    for section in SECTIONS:
-        x = pts[section]
-        if "potential" in method.provides:
-            v = method.potential(x).double().cpu().numpy()
-            rows.append(pd.DataFrame({"section": section, "s": s, "quantity": "potential", "value": v,
-                                      "converged": True}))
-        if "prior" in method.provides:
-            sol = method.prior_solution(x)
-            rows.append(pd.DataFrame({"section": section, "s": s, "quantity": "prior",
-                                      "value": sol.value.double().cpu().numpy(),
-                                      "converged": sol.converged.cpu().numpy().astype(bool)}))
-    out = pd.concat(rows, ignore_index=True) if rows else _empty().drop(columns="method")
-    out.insert(0, "method", method.name)
-    return out
-
-
-def truth_values(prior: Any, *, box: float = 4.0, n_points: int = 201) -> pd.DataFrame:
-    """psi, J and J_bvs of ``prior`` along both cross-sections (float64), same long format."""
-    import torch
-
-    pts = _points(prior.dim, box, n_points, torch.float64, "cpu")
-    s = pts["s"].numpy()
-    rows = []
-    for section in SECTIONS:
-        x = pts[section]
-        for name, fn in (("psi", prior.psi), ("J", prior.J), ("J_bvs", prior.J_bvs)):
-            rows.append(pd.DataFrame({"method": name, "section": section, "s": s, "quantity": _TRUTH[name][0],
-                                      "value": fn(x).numpy(), "converged": True}))
-    return pd.concat(rows, ignore_index=True)
 
 
 def plot_sections(prior: Any, values: pd.DataFrame, out_dir: Path | str, *, box: float = 4.0,
