@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["SECTIONS", "SECTION_IDENTITY", "section_values", "truth_values"]
+__all__ = ["SECTIONS", "SECTION_IDENTITY", "section_values", "truth_values", "empty_table"]
 
 SECTIONS = ("axis", "diagonal")
 SECTION_IDENTITY = ("trial_id", "prior", "prior_params", "dim", "t", "n_samples", "repetition")
@@ -24,6 +24,11 @@ def _points(dim: int, box: float, n_points: int, dtype, device):
     from ..data import cross_sections
 
     return cross_sections(dim, box=box, n_points=n_points, dtype=dtype, device=device)
+
+
+def empty_table() -> pd.DataFrame:
+    """A section table with no rows (the long format's columns and dtypes)."""
+    return _empty().assign(method=pd.Series(dtype=str))[["method", "section", "s", "quantity", "value", "converged"]]
 
 
 def _empty() -> pd.DataFrame:

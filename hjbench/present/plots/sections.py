@@ -36,7 +36,7 @@ from ._common import FORMATS
 from ._common import FigureResult
 from ._common import new_figure
 from ._common import save_figure
-from ...score.sections import SECTION_IDENTITY, SECTIONS, section_values, truth_values
+from ...score.sections import SECTION_IDENTITY, SECTIONS, empty_table as _empty, section_values, truth_values
 
 __all__ = ["section_values", "truth_values", "plot_sections", "cross_section_figure", "sections_from_table",
            "write_sections", "load_sections"]
