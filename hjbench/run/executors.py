@@ -410,6 +410,8 @@ class DaskExecutor:
             if started is None:
                 return None
             return self._death(job, started, exc.last_worker.address)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM in the driver while it fetched a result
+            raise
         except BaseException as exc:  # noqa: BLE001 - failures outside the wrapper are rows too
             return JobResult(job.key, "error", None, f"job failed outside its wrapper: "
                              f"{describe_exception(exc)}", math.nan, math.nan, "")

@@ -147,20 +147,35 @@ def _open(folder: RunFolder, cfg: GridConfig, run_id: str, version: str, allow_c
 
 
 class _Signals:
-    """SIGTERM -> :class:`Terminated` in the main thread for the duration of the run."""
+    """SIGINT -> KeyboardInterrupt, SIGTERM -> :class:`Terminated`, in the main thread for the
+    duration of the run. The signal is also remembered, and :meth:`check` raises it again at the
+    next row boundary: a library that swallows the exception (a network wait inside Dask) cannot
+    make the run ignore it."""
+
+    def __init__(self):
+        self.previous: dict = {}
+        self.received: type[BaseException] | None = None
 
     def __enter__(self):
-        self.previous = None
         if threading.current_thread() is threading.main_thread():
-            def on_term(signum, frame):
-                raise Terminated()
-
-            self.previous = signal.signal(signal.SIGTERM, on_term)
+            for sig, kind in ((signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)):
+                self.previous[sig] = signal.signal(sig, self._handler(kind))
         return self
 
+    def _handler(self, kind: type[BaseException]):
+        def on_signal(signum, frame):
+            self.received = kind
+            raise kind()
+
+        return on_signal
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise self.received()
+
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)
 
 
 def run_grid(cfg: GridConfig, run_dir: Path, *, run_id: str, command: list[str] | str = "", console=None,
@@ -192,11 +207,11 @@ def run_grid(cfg: GridConfig, run_dir: Path, *, run_id: str, command: list[str] 
         folder.write_run_json(info)
         stop = None
         try:
-            with _Signals():
+            with _Signals() as signals:
                 ex = executor or _executor(jobs, scheduler, cfg.memory_limit_mb)
                 with ex:
                     _drive(ex, cfg, folder, pending, _section_ids(cfg, trials), console, show_progress,
-                           save_models)
+                           save_models, signals.check)
         except Terminated:
             stop = "terminated"
         except KeyboardInterrupt:
@@ -237,7 +252,7 @@ def _write_extras(folder: RunFolder, outcome, bar) -> None:
 
 
 def _drive(ex, cfg, folder: RunFolder, pending: list[Trial], sections, console, show_progress,
-           save_models=False) -> None:
+           save_models=False, check=lambda: None) -> None:
     from rich.text import Text
 
     with _progress(console, show_progress) as bar:
@@ -252,6 +267,7 @@ def _drive(ex, cfg, folder: RunFolder, pending: list[Trial], sections, console, 
                     bar.console.print(Text(f"{row['status']}: {label}: {row['message']}"))
                 bar.update(task, description=f"{row['method']} {row['prior']} dim={row['dim']}")
                 bar.advance(task)
+            check()  # a signal that arrived while this group ran: stop here, its rows are written
         bar.update(task, description="done")
 
 
