@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import fcntl
 import json
-import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
 
 from .. import SCHEMA_VERSION
 from ..errors import RunError
+from .durable import atomic_write_bytes, jsonable, write_parquet
+from .rows import check_row, check_schema, frame, jsonl_rows, read_json_object
 
 __all__ = ["IDENTITY_COLUMNS", "STATUS_COLUMNS", "STATUSES", "RETRIED_ONCE", "RunFolder", "trial_columns",
            "run_id_for", "atomic_write_bytes", "load_trials", "write_parquet", "is_run_folder"]
@@ -42,9 +42,6 @@ IDENTITY_COLUMNS = ("schema_version", "run_id", "trial_id", "code_version", "met
 STATUS_COLUMNS = ("status", "message")
 STATUSES = ("ok", "skipped", "failed", "diverged", "timeout", "crashed", "oom")
 RETRIED_ONCE = ("crashed", "oom", "timeout")  # a resume retries these once, then keeps the row
-_INT_COLUMNS = ("schema_version", "dim", "n_samples", "repetition", "seed", "method_seed")
-_STR_COLUMNS = ("run_id", "trial_id", "code_version", "method", "method_params", "prior", "prior_params",
-                "regime", "device", "dtype", "status", "message")
 _NOT_IN_RUN_ID = ("description", "timeout_s", "threads", "device_requested")  # performance/notes only
 
 
@@ -72,60 +69,6 @@ def run_id_for(config_dict: dict, fresh: bool = False) -> str:
     if fresh:
         run_id += "-" + _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")[:-3]
     return run_id
-
-
-# -- durable files -----------------------------------------------------------------------------
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _tmp_name(path: Path) -> Path:
-    """A sibling name no other process or thread can share (pid and a random suffix)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a private temporary sibling, fsync it, rename it onto ``path``, fsync the folder."""
-    path = Path(path)
-    tmp = _tmp_name(path)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def write_parquet(df, path: Path) -> None:
-    """Write a DataFrame to parquet atomically and durably (as :func:`atomic_write_bytes`)."""
-    path = Path(path)
-    tmp = _tmp_name(path)
-    df.to_parquet(tmp, index=False)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        return _jsonable(value.item())
-    return value
 
 
 def is_run_folder(path: Path) -> bool:
@@ -187,8 +130,8 @@ class RunFolder:
             if required:
                 raise RunError(f"{path}: missing; allowed: a run folder written by `hjbench run`")
             return {}
-        info = _read_json_object(path)
-        _check_schema(path, info.get("schema_version"))
+        info = read_json_object(path)
+        check_schema(path, info.get("schema_version"))
         for key, kind in (("config", dict), ("run_id", str)):
             if key in info and not isinstance(info[key], kind):
                 raise RunError(f"{path}: {key!r} is not a {kind.__name__}; the file is foreign or damaged; "
@@ -196,13 +139,13 @@ class RunFolder:
         return info
 
     def write_run_json(self, info: dict) -> None:
-        text = json.dumps(_jsonable({"schema_version": SCHEMA_VERSION, **info}), indent=2, sort_keys=False)
+        text = json.dumps(jsonable({"schema_version": SCHEMA_VERSION, **info}), indent=2, sort_keys=False)
         atomic_write_bytes(self.run_json, (text + "\n").encode())
 
     # -- trials ------------------------------------------------------------------------------------
     def append(self, row: dict) -> None:
         """Append one row to trials.jsonl; flushed and fsync'ed before returning."""
-        line = json.dumps(_jsonable(row), allow_nan=False, separators=(",", ":")) + "\n"
+        line = json.dumps(jsonable(row), allow_nan=False, separators=(",", ":")) + "\n"
         with open(self.jsonl, "a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
@@ -227,7 +170,7 @@ class RunFolder:
 
     def rows(self) -> list[dict]:
         """Rows of trials.jsonl, checked (a half-written LAST line is skipped with a warning)."""
-        return list(_jsonl_rows(self.jsonl))
+        return list(jsonl_rows(self.jsonl))
 
     def attempts(self) -> dict[str, list[str]]:
         """trial_id -> statuses of its rows in order (the resume rule reads this)."""
@@ -261,7 +204,7 @@ class RunFolder:
                 raise RunError(f"{self.parquet}: cannot be read as parquet ({type(exc).__name__}); "
                                "allowed: a trials.parquet written by hjbench") from None
             for i, row in enumerate(rows):
-                _check_row(self.parquet, i + 1, row)
+                check_row(self.parquet, i + 1, row)
         elif self.jsonl.exists():
             rows = self.rows()
         elif self.run_json.exists():
@@ -272,7 +215,7 @@ class RunFolder:
                            "written by `hjbench run`")
         if run_id is not None:
             rows = [r for r in rows if r.get("run_id") == run_id]
-        return _frame(rows)
+        return frame(rows)
 
     def compact(self, run_id: str):
         """Rewrite trials.parquet from trials.jsonl (rows of ``run_id`` only); return the DataFrame."""
@@ -312,88 +255,3 @@ class RunFolder:
 def load_trials(run_dir: str | Path):
     """Every trial of a run folder (see :meth:`RunFolder.load_trials`)."""
     return RunFolder(run_dir).load_trials()
-
-
-# -- checked readers -------------------------------------------------------------------------------
-def _read_json_object(path: Path) -> dict:
-    try:
-        info = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise RunError(f"{path}: not readable JSON ({type(exc).__name__}); allowed: a file written by "
-                       "`hjbench run`") from None
-    if not isinstance(info, dict):
-        raise RunError(f"{path}: holds a {type(info).__name__}, not an object; allowed: a file written by "
-                       "`hjbench run`")
-    return info
-
-
-def _check_schema(path: Path, version: Any) -> None:
-    if version != SCHEMA_VERSION:
-        raise RunError(f"{path}: schema_version={version!r}, but this hjbench reads version {SCHEMA_VERSION}; "
-                       "allowed: a run written by this hjbench version (re-run it, or read it with the "
-                       "version that wrote it)")
-
-
-def _check_row(path: Path, line: int, row: dict) -> None:
-    _check_schema(path, row.get("schema_version"))
-    if not isinstance(row.get("trial_id"), str) or not isinstance(row.get("status"), str):
-        raise RunError(f"{path}: row {line} has no trial_id or status; the file is foreign or damaged; "
-                       "allowed: rows written by `hjbench run`")
-    from ..score.catalogue import task_metric
-
-    known = set(trial_columns())
-    unknown = sorted(k for k in row if k not in known and not k.startswith("param_") and task_metric(k) is None)
-    if unknown:
-        raise RunError(f"{path}: row {line} has unexpected field(s) {unknown[:5]}; allowed: the columns of "
-                       f"results/README.md (schema version {SCHEMA_VERSION})")
-
-
-def _jsonl_rows(path: Path) -> Iterator[dict]:
-    if not path.exists():
-        return
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RunError(f"{path}: cannot be read ({exc.strerror}); allowed: a readable trials.jsonl") from None
-    lines = data.split(b"\n")
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line.decode("utf-8"))
-            if not isinstance(row, dict):
-                raise ValueError("not an object")
-        except (UnicodeDecodeError, ValueError):
-            if i == len(lines) - 1:  # the process died mid-write: the trial runs again on resume
-                warnings.warn(f"{path}: ignored a half-written last line ({len(line)} bytes)", stacklevel=3)
-                continue
-            raise RunError(f"{path}: line {i + 1} is not a JSON object; the file is corrupt or foreign; "
-                           "allowed: rows written by `hjbench run`") from None
-        _check_row(path, i + 1, row)
-        yield row
-
-
-def _frame(rows: list[dict]):
-    """Rows -> DataFrame in schema order, with the dtypes of the metric catalogue."""
-    import pandas as pd
-
-    from ..score import catalogue
-
-    cols = list(trial_columns())
-    text = set(_STR_COLUMNS) | set(catalogue.columns(kind="str")) | set(catalogue.columns(kind="blob"))
-    flags = set(catalogue.columns(kind="bool"))
-    df = pd.DataFrame(rows)
-    extra = [c for c in df.columns if c not in cols]
-    df = df.reindex(columns=cols + extra)
-    if len(df):
-        df = df.drop_duplicates("trial_id", keep="last").reset_index(drop=True)
-    for c in df.columns:
-        if c in _INT_COLUMNS:
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
-        elif c in text or c.startswith("param_"):
-            df[c] = df[c].astype("string")
-        elif c in flags:
-            df[c] = df[c].astype("boolean")
-        elif c in cols:
-            df[c] = pd.to_numeric(df[c].replace({"inf": math.inf, "-inf": -math.inf}), errors="coerce").astype("float64")
-    return df
