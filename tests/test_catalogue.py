@@ -62,3 +62,14 @@ def test_labels_pairings_and_errors():
     assert set(catalogue.columns(kind="blob")) == {"prior_ok_mask", "prior_bvs_sq_errors"}
     assert not set(catalogue.columns(kind="blob")) & set(catalogue.summarised())
     assert catalogue.columns(headline=True) == ("forward_rel_mse", "prox_rel_mse", "prior_bvs_rel_mse")
+
+
+def test_results_readme_column_table_is_generated_from_the_catalogue():
+    from pathlib import Path
+
+    from hjbench.score import columns_doc
+
+    text = (Path(__file__).resolve().parent.parent / "results" / "README.md").read_text()
+    block = text.split(columns_doc.BEGIN, 1)[1].split(columns_doc.END, 1)[0].strip("\n") + "\n"
+    assert block == columns_doc.markdown(), ("results/README.md's column table is stale: "
+                                             "python -m hjbench.score.columns_doc")
