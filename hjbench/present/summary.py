@@ -126,7 +126,7 @@ def summarize(trials, *, n_boot: int = 2000, seed: int = 0):
 
     from ..seeds import stable_int
 
-    trials = common_subset(trials)
+    trials = common_subset(variant_labels(trials))
     metrics = [m for m in summary_metrics() if m in trials.columns] + list(catalogue.task_columns_in(trials.columns))
     rows = []
     for cell, group in trials.groupby(list(CELL_KEYS), sort=False, dropna=False) if len(trials) else ():
@@ -155,7 +155,39 @@ def summarize(trials, *, n_boot: int = 2000, seed: int = 0):
     out = out.drop(columns=["_m", "_p", "_k"]).reset_index(drop=True)
     for c in ("dim", "n_samples", "n_finite", "n_inf", "n_trials", "n_ok"):
         out[c] = out[c].astype("int64")
+    return _stamp(out, trials)
+
+
+def _stamp(out, trials):
+    """schema_version and run_id columns, string columns of the same dtype as trials.parquet."""
+    from .. import SCHEMA_VERSION
+
+    run_ids = sorted({str(r) for r in trials["run_id"].dropna()}) if "run_id" in trials else []
+    out.insert(0, "run_id", ",".join(run_ids))
+    out.insert(0, "schema_version", SCHEMA_VERSION)
+    for c in out.columns:
+        if out[c].dtype == object or str(out[c].dtype).startswith(("str", "string")):
+            out[c] = out[c].astype("string")
     return out
+
+
+def variant_labels(trials):
+    """Trials whose method ran with several parameter sets (the backends axis of a grid) get the
+    method label ``name[backend]`` (or ``name[<6 hex of the parameters>]``), so that summaries,
+    tables and figures keep the variants apart."""
+    if not len(trials) or "method_params" not in trials:
+        return trials
+    trials = trials.copy()
+    for name, group in trials.groupby("method", sort=False):
+        if group["method_params"].nunique() < 2:
+            continue
+        by_backend = "backend" in group and group.groupby("method_params")["backend"].nunique().le(1).all() \
+            and group["backend"].nunique() == group["method_params"].nunique()
+        from ..seeds import digest
+
+        tags = group["backend"].astype(str) if by_backend else group["method_params"].map(lambda p: digest(p)[:6])
+        trials.loc[group.index, "method"] = [f"{name}[{t}]" for t in tags]
+    return trials
 
 
 def headline(summary, metric: str = "prox_rel_mse"):

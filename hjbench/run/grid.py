@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import asdict, dataclass
 
 from .. import SCHEMA_VERSION
@@ -47,7 +48,23 @@ class TrialIdentity:
     dtype: str
 
     def row(self) -> dict:
-        return asdict(self)
+        """The identity columns, then one ``param_<name>`` column per method parameter (nested
+        tables flattened with ``_``: ``param_budget_steps``), so that results filter by a
+        parameter without parsing JSON."""
+        return {**asdict(self), **param_columns(json.loads(self.method_params))}
+
+
+def param_columns(params: dict, prefix: str = "param_") -> dict:
+    """Flatten a method's parameters into ``param_*`` columns (values as text: one dtype for every
+    column, whatever the parameter's type; None is empty)."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            out.update(param_columns(value, f"{prefix}{key}_"))
+        else:
+            out[f"{prefix}{key}"] = "" if value is None else (json.dumps(value) if isinstance(value, (list, bool))
+                                                               else str(value))
+    return out
 
 
 @dataclass(frozen=True)
