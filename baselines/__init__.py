@@ -1,5 +1,4 @@
-"""Baseline learners for hjbench, packaged as a plug-in (BRIEF section 5 of the project brief;
-docs/method.md in this repository).
+"""Baseline learners for hjbench, packaged as a plug-in (docs/method.md section 5).
 
 hjbench discovers this package through the entry point ``hjbench.methods = baselines:register``
 declared in pyproject.toml, exactly as a third-party package would plug in its own methods.

@@ -1,4 +1,4 @@
-"""The lower convex envelope of value samples: the values-only max-plus floor (BRIEF sections 5, 6).
+"""The lower convex envelope of value samples: the values-only max-plus floor (docs/method.md sections 5, 6).
 
 From samples x_k with values S_k = S(x_k, t) only (k = 1..N; no gradients), with
 q(x) = ||x||^2 / 2 and psi_k = q(x_k) - t S_k:
@@ -31,7 +31,7 @@ Two solvers give the same psi_N (to rounding) and differ in cost:
 * ``"auto"``: hull for dim <= :data:`AUTO_HULL_MAX_DIM` and full-dimensional samples, lp otherwise.
 
 Everything runs in float64 on the CPU; outputs come back in the query's dtype and device.
-Reference: the values-only counterpart of the max-plus interpolant of BRIEF section 5.
+Reference: the values-only counterpart of the max-plus interpolant of docs/method.md section 5.
 """
 
 from __future__ import annotations

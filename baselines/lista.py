@@ -1,4 +1,4 @@
-"""Unrolled shrinkage network (LISTA family), a prox learned from (x, prox x) pairs (BRIEF section 5).
+"""Unrolled shrinkage network (LISTA family), a prox learned from (x, prox x) pairs (docs/method.md section 5).
 
 The unrolled iteration.  ISTA for the prox problem of J = lambda ||.||_1,
 

@@ -1,4 +1,4 @@
-"""Learned Proximal Networks with post-hoc inversion (Fang, Buchanan, Sulam, ICLR 2024; BRIEF section 5).
+"""Learned Proximal Networks with post-hoc inversion (Fang, Buchanan, Sulam, ICLR 2024; docs/method.md section 5).
 
 A convex potential psi_theta(x) = s_out f_theta(x / s_in) + m (f_theta an ICNN, psi_theta a
 :class:`hjbench.nets.ScaledICNN`; the fixed scales s_in, s_out > 0 and offset m come from the

@@ -1,4 +1,4 @@
-"""The max-plus interpolant: no learning, the floor every learner must beat (BRIEF sections 5, 7).
+"""The max-plus interpolant: no learning, the floor every learner must beat (docs/method.md sections 5, 7).
 
 From samples x_k with S_k = S(x_k, t) and grad S_k = grad_x S(x_k, t) (k = 1..N), with
 q(x) = ||x||^2 / 2:
@@ -129,7 +129,7 @@ class MaxPlus(AbstractMethod):
 
     provides = frozenset({"prox", "potential", "prior"})
     test_params: dict[str, Any] = {"chunk_elements": 4096}
-    guarantee = "maxplus"   # the a priori max-plus bound (BRIEF section 7) holds for it
+    guarantee = "maxplus"   # the a priori max-plus bound (docs/method.md section 7) holds for it
 
     def __init__(self, *, chunk_elements: int = 2 ** 22, backend: str = "torch"):
         check_int("chunk_elements", chunk_elements, minimum=1)

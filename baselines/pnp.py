@@ -1,4 +1,4 @@
-"""Plug-and-play denoisers used as a prox (BRIEF section 5).
+"""Plug-and-play denoisers used as a prox (docs/method.md section 5).
 
 ``pnp``: an unconstrained residual MLP D_theta(x) = x + MLP(x) (:class:`hjbench.nets.ResidualMLP`)
 trained on prox pairs (x_k, prox_{tJ}(x_k)) by mean squared error,

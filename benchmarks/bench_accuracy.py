@@ -60,7 +60,7 @@ class Prior(_Accuracy):
     score = "prior_rel_mse"
 
     def track_prior_rel_mse(self, cache, method, prior, dim):
-        """Relative MSE of the learned prior against J_bvs at y = prox(x_test) (BRIEF 2, 6)."""
+        """Relative MSE of the learned prior against J_bvs at y = prox(x_test) (docs/method.md sections 2, 6)."""
         return self.value
 
     track_prior_rel_mse.unit = "relative MSE"
@@ -70,7 +70,7 @@ class BoundRatio(_Accuracy):
     score = "bound_ratio"
 
     def track_bound_ratio(self, cache, method, prior, dim):
-        """Forward MSE / a priori max-plus bound for the same N (BRIEF 7); < 1 beats the bound."""
+        """Forward MSE / a priori max-plus bound for the same N (docs/method.md section 7); < 1 beats the bound."""
         return self.value
 
     track_bound_ratio.unit = "MSE / bound"

@@ -1,4 +1,4 @@
-"""Import cost, in a fresh interpreter each time (house style 7: ``import hjbench`` is cheap)."""
+"""Import cost, in a fresh interpreter each time (docs/method.md, convention C7: ``import hjbench`` is cheap)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Ground-truth evaluation of every registered prior family, per batch of N_QUERY points.
 
 J, S = Moreau envelope, prox, and J_bvs = (g - q)/t (closed form, or the float64 numerical
-conjugate where a family has none), in float64 at dim 4 and t = 1 (BRIEF sections 2-3).
+conjugate where a family has none), in float64 at dim 4 and t = 1 (docs/method.md sections 2-3).
 Divide by N_QUERY = 4096 for seconds per point.
 """
 

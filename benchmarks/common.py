@@ -13,13 +13,13 @@ benchmarked without editing this directory. Each is built from its class's ``tes
 accuracy fits raise the common budget parameter ``steps`` to at least ACCURACY_STEPS.
 
 Accuracy scores, on the held-out points x_i, in float64, with psi = q - t S, P = prox_{tJ}
-(BRIEF sections 2 and 6; same definitions as :mod:`hjbench.score.metrics`):
+(docs/method.md sections 2 and 6; same definitions as :mod:`hjbench.score.metrics`):
 
 * forward_rel_mse = mean_i (psi_hat(x_i) - psi(x_i))^2 / mean_i psi(x_i)^2
 * prox_rel_mse    = mean_i ||P_hat(x_i) - P(x_i)||^2 / mean_i ||P(x_i)||^2
 * prior_rel_mse   = mean_i (J_hat(y_i) - J_bvs(y_i))^2 / mean_i J_bvs(y_i)^2,  y_i = P(x_i)
 * bound_ratio     = forward_mse / (a priori max-plus bound on the forward MSE for N_TRAIN
-                    samples, :func:`hjbench.score.bounds.bound_for_prior`, BRIEF section 7)
+                    samples, :func:`hjbench.score.bounds.bound_for_prior`, docs/method.md section 7)
 
 Comparing commits (benchmarks/compare.sh) points PYTHONPATH at a git worktree of each commit
 and sets HJBENCH_BENCH_ROOT to it: importing this module then fails unless hjbench comes from

@@ -1,4 +1,4 @@
-"""Training and held-out data drawn from a prior family (BRIEF sections 4 and 6).
+"""Training and held-out data drawn from a prior family (docs/method.md sections 4 and 6).
 
 A *data regime* says which fields a learner may see:
 

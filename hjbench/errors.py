@@ -2,7 +2,7 @@
 
 Every error raised for bad input names the argument, the rule it broke, the value it got
 and what is allowed, in one line, so that a bad grid fails at construction with a message a
-user can act on (house style, principle 15).
+user can act on (docs/method.md, convention C15).
 """
 
 from __future__ import annotations

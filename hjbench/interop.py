@@ -1,4 +1,4 @@
-"""The one torch <-> JAX boundary (STYLE principle 8).
+"""The one torch <-> JAX boundary (docs/method.md, convention C8).
 
 Tensors cross by DLPack, without copies where the devices allow it: a CPU tensor becomes a JAX
 CPU array, a CUDA tensor a JAX GPU array (when JAX has CUDA). float64 needs JAX's 64-bit mode,

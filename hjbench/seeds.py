@@ -1,11 +1,11 @@
-"""Stable seeds and trial identities (house style, principle 12).
+"""Stable seeds and trial identities (docs/method.md, convention C12).
 
 Every seed is an integer read off a SHA-256 digest of canonical JSON (sorted keys, compact
 separators), never Python's ``hash()`` (salted per process for strings), so the same trial has
 the same seed on every machine, in every process, in every Python version.
 
 * data seed   = H(base seed, prior, prior params, dim, n_samples, repetition, t, regime, box)
-  shared by every method of a cell, so methods are compared on the same samples (BRIEF 6);
+  shared by every method of a cell, so methods are compared on the same samples (docs/method.md section 6);
 * method seed = H(data seed, method name), so two methods of a cell do not share an
   initialisation stream, and changing one method's parameters does not move another's seed;
 * trial id    = the first 16 hex digits of SHA-256 of the full identity (everything above

@@ -1,4 +1,4 @@
-"""Results of inner numerical solves, as values (house style, principle 10).
+"""Results of inner numerical solves, as values (docs/method.md, convention C10).
 
 Every iterative solve in hjbench (conjugate maximisation for ground truth, post-hoc inversion
 of a learned potential, unrolled iterations) returns a :class:`Solution` instead of raising or

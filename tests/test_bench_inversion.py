@@ -1,7 +1,7 @@
 """Benchmarks: prior evaluation per point, HJ read-out against post-hoc inversion (issue 4).
 
 The HJ method reads its prior off one forward pass of the conjugate network G_phi; a Learned
-Proximal Network needs one solve x* = argmin_x psi_theta(x) - <x, y> per query point (BRIEF
+Proximal Network needs one solve x* = argmin_x psi_theta(x) - <x, y> per query point (docs/method.md
 sections 4, 5, 9). Measured on CPU at dim 8 and 64, all on input-convex networks of width 256
 and depth 2 in float64, solves at the LPN authors' tolerance 1e-5 from x0 = y:
 

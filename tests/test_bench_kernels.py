@@ -8,10 +8,10 @@ as an ordinary test. As real benchmarks (docs/benchmarking.md):
         --benchmark-compare --benchmark-compare-fail=mean:25%
 
 Kernels: the HJ method's learned prox grad psi_theta on 10^4 points; its prior read-out
-J_hat(y) = (G_phi(y) - q(y)) / t per point (BRIEF section 4); one step of the library's
+J_hat(y) = (G_phi(y) - q(y)) / t per point (docs/method.md section 4); one step of the library's
 training loop for the paper's ICNN (width 256, depth 2, full batch of 2000 points in dim 8);
 the max-plus interpolant psi_N(x) = max_k {psi_k + <p_k, x - x_k>} of 10^4 samples at 10^3
-queries (BRIEF sections 5 and 7).
+queries (docs/method.md sections 5 and 7).
 """
 
 from __future__ import annotations

@@ -340,7 +340,7 @@ def test_piecewise_certificate_is_tighter_than_lipschitz():
     assert torch.isinf(bounds.nearest_same_piece_distance(x, xt, p.psi_piece_key(x), nan_keys)).all()
 
 
-# -- one-sided slope tests on real max-plus fits (BRIEF section 7) --------------------------------
+# -- one-sided slope tests on real max-plus fits (docs/method.md section 7) -----------------------
 COUNTS = (30, 70, 170, 400, 1000, 3000)  # six sample counts over two decades
 
 

@@ -1,4 +1,4 @@
-"""The lower convex envelope (baselines.convex_envelope) against exact mathematics (BRIEF sections 5, 6).
+"""The lower convex envelope (baselines.convex_envelope) against exact mathematics (docs/method.md sections 5, 6).
 
 On conv(X_N), psi_N is the largest convex function below the value samples' lifted points, so
 for convex psi: psi_N >= psi, psi_N(x_k) = psi_k, and psi_N = psi where psi is affine; outside

@@ -1,4 +1,4 @@
-"""hjbench methods inside deepinv's solvers (hjbench.adapters.deepinv; BRIEF sections 2 and 8).
+"""hjbench methods inside deepinv's solvers (hjbench.adapters.deepinv; docs/method.md sections 2 and 8).
 
 Known answers: deepinv's PGD with the adapted prior, its own physics operator and L2 data
 fidelity, stepsize t and a zero start, is the iteration x+ = prox_{tJ}(x - t grad f(x)) of

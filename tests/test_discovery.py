@@ -1,4 +1,4 @@
-"""Discovery is structural (STYLE principle 3): every concrete component is registered.
+"""Discovery is structural (docs/method.md, convention C3): every concrete component is registered.
 
 Walks the hjbench and baselines packages, finds every concrete subclass of the method and
 prior contracts, and fails if one is not in its registry, so nothing escapes the batteries.

@@ -1,4 +1,4 @@
-"""Downstream inverse problems with a prox plugged into ISTA / FISTA / FISTA-LS / ADMM (BRIEF section 8).
+"""Downstream inverse problems with a prox plugged into ISTA / FISTA / FISTA-LS / ADMM (docs/method.md section 8).
 
 Known answers: denoising with sigma^2 = t is solved by one prox, prox(y); the compressed-sensing
 l1 MAP estimate satisfies the subgradient optimality condition; the four solvers agree; a

@@ -1,7 +1,7 @@
 """Post-hoc inversion (baselines.inversion): exact where it should be, honest where it is not.
 
 With psi_theta replaced by the exact psi of a family whose tJ + q is convex, the inverted prior
-(<x*, y> - psi(x*) - q(y)) / t must equal J_bvs to solver tolerance, for every solver (BRIEF
+(<x*, y> - psi(x*) - q(y)) / t must equal J_bvs to solver tolerance, for every solver (docs/method.md
 sections 2, 5). Failures (iteration cap, y outside the range of grad psi) must be flagged.
 """
 

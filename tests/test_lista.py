@@ -1,4 +1,4 @@
-"""The unrolled shrinkage baseline "lista" (BRIEF section 5; issue 4, item 2).
+"""The unrolled shrinkage baseline "lista" (docs/method.md section 5; issue 4, item 2).
 
 Known answers: with its analytic weights the network is K steps of ISTA for the prox of
 lambda ||.||_1, bit for bit, and with many layers it is the soft threshold; its learned maps

@@ -1,4 +1,4 @@
-"""Learned Proximal Networks with post-hoc inversion (baselines.lpn; BRIEF section 5)."""
+"""Learned Proximal Networks with post-hoc inversion (baselines.lpn; docs/method.md section 5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The max-plus interpolant (baselines.maxplus) against the exact mathematics (BRIEF sections 5, 7).
+"""The max-plus interpolant (baselines.maxplus) against the exact mathematics (docs/method.md sections 5, 7).
 
 psi_N is a max of tangent planes of the convex psi: it interpolates psi at the samples, lies
 below it everywhere, and its error obeys the a posteriori bound (L/2) d(x, X_N)^2. On the prior
@@ -68,7 +68,7 @@ def test_prior_never_exceeds_J_bvs_and_is_exact_at_sample_prox_points(fitted):
 
 def test_a_posteriori_bound_in_the_smooth_case():
     # l1: psi = 1/2 dist(x, [-1, 1]^n)^2 has a 1-Lipschitz gradient, so
-    # 0 <= psi - psi_N <= (1/2) d(x, X_N)^2 (BRIEF section 7)
+    # 0 <= psi - psi_N <= (1/2) d(x, X_N)^2 (docs/method.md section 7)
     prior, split, m = _fit("l1", n=200)
     x = split.test.x
     gap = prior.psi(x) - m.potential(x)

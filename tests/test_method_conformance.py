@@ -1,6 +1,6 @@
 """The generic conformance battery: every registered method, built-in or plug-in, runs it.
 
-Registration means testing (STYLE principle 2): a method is checked by being registered, with
+Registration means testing (docs/method.md, convention C2): a method is checked by being registered, with
 no per-method test code. Known exceptions live in the tables below, never as name checks
 inside a check.
 """

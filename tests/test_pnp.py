@@ -1,4 +1,4 @@
-"""The plug-and-play baselines "pnp" and "pnp_gradient_step" (BRIEF section 5; issue 4, item 3).
+"""The plug-and-play baselines "pnp" and "pnp_gradient_step" (docs/method.md section 5; issue 4, item 3).
 
 Known answers: the gradient-step denoiser's explicit gradient equals autograd's, its prox is the
 gradient of its potential (D = grad psi_theta), evaluation has no side effects; both learners'

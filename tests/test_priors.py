@@ -1,9 +1,9 @@
-"""The generic prior battery (BRIEF sections 2-3, STYLE principles 2 and 11).
+"""The generic prior battery (docs/method.md sections 2-3 and conventions C2, C11).
 
 Every registered family runs through every check here, so a new family is tested by
 registering it. Family-specific facts live in the tables at the top (never ``if name == ...``
 inside a check): known exceptions, points where J_bvs must be strictly below J, and the
-closed forms BRIEF section 3 states at t = 1.
+closed forms docs/method.md section 3 states at t = 1.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _q(x):
     return half_sq_norm(x)
 
 
-# psi at t = 1 as BRIEF section 3 states it, written independently of the family code.
+# psi at t = 1 as docs/method.md section 3 states it, written independently of the family code.
 def _minplus_psi_t1(x):
     d = x.shape[-1]
     mus = [torch.eye(d, dtype=x.dtype)[0], torch.ones(d, dtype=x.dtype) / math.sqrt(d)]
@@ -265,7 +265,7 @@ def test_J_bvs_and_g_match_the_oracle(name, dim):
     close(gen.value, p.g(yk), (1e-8, 1e-8), scale=1 + _q(yk), what="g vs generic conjugate")
 
 
-# -- the constants of the bound (BRIEF section 7) ------------------------------------------------
+# -- the constants of the bound (docs/method.md section 7) ---------------------------------------
 @params
 @dims
 def test_bound_constants(name, dim):
@@ -304,7 +304,7 @@ def test_every_parameter_changes_something(name):
         assert not torch.equal(other.S(x), p.S(x)), f"{name}: parameter {key} changes nothing"
 
 
-# -- the historical mistakes and the t = 1 closed forms (BRIEF section 3) -------------------------
+# -- the historical mistakes and the t = 1 closed forms (docs/method.md section 3) ----------------
 @pytest.mark.parametrize("dim", [2, 3, 8])
 def test_neg_l1_constant_is_n_t_over_2(dim):
     p = priors.get("neg_l1", dim=dim, t=T)

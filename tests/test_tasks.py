@@ -1,4 +1,4 @@
-"""Downstream tasks as a grid axis: signals, MAP solves, scoring, columns, config, figure (BRIEF section 8).
+"""Downstream tasks as a grid axis: signals, MAP solves, scoring, columns, config, figure (docs/method.md section 8).
 
 Known answers: the exact prox solves every MAP problem that exists to the solver's tolerance;
 FISTA and ADMM reach the same minimiser on a convex family; the samplers match the moments of

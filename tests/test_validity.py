@@ -1,4 +1,4 @@
-"""Valid comparisons: every method scored on equal terms (BRIEF section 6).
+"""Valid comparisons: every method scored on equal terms (docs/method.md section 6).
 
 Planted methods that a sloppy scorer would rate well: an under-trained fit, a prior whose
 solve fails on hard points, a prior that returns J instead of its proximal hull J_bvs, an

@@ -1,4 +1,4 @@
-"""Any fitted hjbench method (or exact prior family) as a deepinv prior or denoiser (BRIEF 2, 8).
+"""Any fitted hjbench method (or exact prior family) as a deepinv prior or denoiser (docs/method.md sections 2, 8).
 
 deepinv solves  min_x f(x) + lambda g(x)  and reaches the prior g only through these calls, on
 tensors of shape (B, C, ...) (one signal per batch entry):

@@ -1,4 +1,4 @@
-"""The method contract every learner follows, in hjbench and in plug-ins (BRIEF sections 4-6).
+"""The method contract every learner follows, in hjbench and in plug-ins (docs/method.md sections 4-6).
 
 A method is constructed with hyperparameters only (the constructor stores them verbatim and
 validates them; it does no work), learns in ``fit(data, seed=...)`` and returns itself, then
@@ -60,7 +60,7 @@ class AbstractMethod:
         test_params: tiny hyperparameters that make ``fit`` take well under a second; used by
             the conformance battery and smoke grids.
         guarantee: the name of an a priori error bound this method provably satisfies (e.g.
-            "maxplus": the max-plus bound of BRIEF section 7), read by the bound checker; None
+            "maxplus": the max-plus bound of docs/method.md section 7), read by the bound checker; None
             for methods with no guarantee (every learned method).
     """
 

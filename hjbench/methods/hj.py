@@ -1,4 +1,4 @@
-"""The Hamilton-Jacobi method of arXiv 2512.23829 (BRIEF section 4).
+"""The Hamilton-Jacobi method of arXiv 2512.23829 (docs/method.md section 4).
 
 Data: x_k uniform on a box with S_k = S(x_k, t) (and, for the improved variants, grad S_k).
 

@@ -1,4 +1,4 @@
-"""Input-convex potential network, the "learned proximal network" form (BRIEF section 4).
+"""Input-convex potential network, the "learned proximal network" form (docs/method.md section 4).
 
     z_1     = s(W_0 x + b_0)                   (b_0 optional: ``first_bias``)
     z_{l+1} = s(W_l z_l + A_l x + b_l),        l = 1, ..., L

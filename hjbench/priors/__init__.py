@@ -1,4 +1,4 @@
-"""Prior families with Hamilton-Jacobi ground truth (BRIEF section 3).
+"""Prior families with Hamilton-Jacobi ground truth (docs/method.md section 3).
 
     >>> from hjbench import priors
     >>> p = priors.get("l1", dim=3, t=1.0)

@@ -1,4 +1,4 @@
-"""The prior-family contract: ground truth for the HJ problem (BRIEF sections 2-3).
+"""The prior-family contract: ground truth for the HJ problem (docs/method.md sections 2-3).
 
 Notation: x, y in R^dim, t > 0, q(x) = ||x||^2 / 2.
 
@@ -41,7 +41,7 @@ class AbstractPrior:
     Class attributes:
         name: registry key (set on the instance by the registry).
         tj_plus_q_convex: True when tJ + q is convex for every admissible t, so J_bvs = J.
-        regime: which max-plus bound applies (BRIEF section 7; docs/bounds.md): "smooth" if
+        regime: which max-plus bound applies (docs/method.md section 7; docs/bounds.md): "smooth" if
             psi has a Lipschitz gradient on bounded boxes; "piecewise_smooth" if psi is a
             maximum of finitely many smooth pieces with convex regions (then the family also
             implements ``psi_piece_smoothness``, ``psi_piece_geometry`` and ``psi_piece_key``);
@@ -68,7 +68,7 @@ class AbstractPrior:
         extra = "".join(f", {k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}(dim={self.dim}, t={self.t}{extra})"
 
-    # -- bound constants (BRIEF section 7) ------------------------------------------------
+    # -- bound constants (docs/method.md section 7) ---------------------------------------
     def psi_smoothness(self, box: float) -> float:
         """Lipschitz constant L of grad psi on [-box, box]^dim; ``math.inf`` if psi is not C^{1,1}."""
         return math.inf

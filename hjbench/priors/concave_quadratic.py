@@ -1,4 +1,4 @@
-"""The concave quadratic prior J(x) = -(c/2) ||x||^2 (BRIEF section 3, third row).
+"""The concave quadratic prior J(x) = -(c/2) ||x||^2 (docs/method.md section 3, third row).
 
 With c = ``c`` > 0 (the paper: c = 1/2, J = -||x||^2/4) and t c < 1 (for c = 1/2: t < 2), the
 prox problem inf_y -(c/2)||y||^2 + ||x - y||^2/(2t) is strongly convex, minimised at

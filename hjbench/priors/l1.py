@@ -1,4 +1,4 @@
-"""The (scaled) l1 prior J(x) = lambda ||x||_1, convex (BRIEF section 3, first row).
+"""The (scaled) l1 prior J(x) = lambda ||x||_1, convex (docs/method.md section 3, first row).
 
 With lambda = ``scale`` and tau = t * lambda (the threshold):
 

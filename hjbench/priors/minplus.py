@@ -1,6 +1,6 @@
-"""The min-plus mixture of quadratics J(x) = min_i ||x - mu_i||^2 / (2 sigma_i) (BRIEF section 3).
+"""The min-plus mixture of quadratics J(x) = min_i ||x - mu_i||^2 / (2 sigma_i) (docs/method.md section 3).
 
-Inf-convolution commutes with the min (BRIEF section 2), so with K components:
+Inf-convolution commutes with the min (docs/method.md section 2), so with K components:
 
 * S(x, t) = min_i ||x - mu_i||^2 / (2 (t + sigma_i));
 * on the active branch i (the first minimiser): grad S(x) = (x - mu_i)/(t + sigma_i),

@@ -1,4 +1,4 @@
-"""The negative l1 prior J(x) = -||x||_1, nonconvex (BRIEF section 3, second row).
+"""The negative l1 prior J(x) = -||x||_1, nonconvex (docs/method.md section 3, second row).
 
 Per coordinate, inf_y -|y| + (u - y)^2/(2t) is attained at y = u + t sign(u) with value
 -|u| - t/2, so, summed over the dim coordinates,

@@ -1,5 +1,5 @@
 """The metric catalogue: one record per results column, read by scoring, summaries, tables,
-figures and the CLI (BRIEF section 6).
+figures and the CLI (docs/method.md section 6).
 
 A :class:`Metric` says what a column means and how it is shown: its labels (figure, plain
 text, LaTeX), its group, its kind (``float``, ``bool``, ``str`` or ``blob``: packed per-point
@@ -8,7 +8,8 @@ the coverage column that must be shown beside it, the training-set counterpart o
 error, whether it is a headline error and whether lower is better. ``stage="trial"`` columns
 are written by :func:`hjbench.score.metrics.evaluate` into every trial row;
 ``stage="summary"`` columns are derived per cell at summary time
-(:func:`hjbench.present.summary.common_subset`).
+(:func:`hjbench.present.summary.common_subset`). The columns of downstream tasks are generated
+from their names (:mod:`.task_columns`, re-exported here).
 
     >>> get("prior_bvs_rel_mse").coverage
     'prior_coverage'
@@ -18,10 +19,17 @@ are written by :func:`hjbench.score.metrics.evaluate` into every trial row;
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from .task_columns import (
+    TASK_EXACT_METRICS,
+    TASK_METRICS,
+    task_column,
+    task_columns_in,
+    task_metric,
+    task_parts,
+)
 
 __all__ = ["Metric", "CATALOGUE", "METRIC_COLUMNS", "FAMILIES", "GROUPS", "KINDS", "REGIME_LABELS", "get",
            "label", "columns", "summarised", "bound_for", "coverage_for", "regime_label", "problems",
@@ -148,7 +156,7 @@ _ENTRIES = [
          lower_is_better=None),
     _err("cert_value", "a posteriori certificate", "certificate", "certificate", "a posteriori bound on forward MSE"),
     Metric("cert_holds", "", "certificate holds", "certificate", kind="bool", lower_is_better=None),
-    # the a priori bound (BRIEF section 7)
+    # the a priori bound (docs/method.md section 7)
     Metric("bound_name", "", "bound", "bound", kind="str", lower_is_better=None),
     _err("bound_value", "a priori bound on the forward MSE", "bound", "bound", "a priori max-plus bound"),
     _err("bound_rel_value", "a priori bound, relative", "bound (rel.)", "bound", "bound_value / var(psi)"),
@@ -156,7 +164,7 @@ _ENTRIES = [
     Metric("bound_holds", "", "bound holds", "bound", kind="bool", lower_is_better=None),
     _err("theoretical_slope", "theoretical slope", "theory slope", "bound", "log-log slope of the bound",
          lower_is_better=None),
-    # validity: training error beside held-out error (BRIEF section 6)
+    # validity: training error beside held-out error (docs/method.md section 6)
     _err("train_test_ratio", "training / held-out error", "train/test ratio", "validity",
          "train rel. MSE / held-out rel. MSE of the headline error", lower_is_better=None),
     Metric("opt_limited", "", "optimisation-limited", "validity", kind="bool", lower_is_better=None,
@@ -182,7 +190,7 @@ _ENTRIES = [
 
 CATALOGUE: dict[str, Metric] = {m.column: m for m in _ENTRIES}
 METRIC_COLUMNS: tuple[str, ...] = tuple(m.column for m in _ENTRIES if m.stage == "trial")
-# error families of BRIEF section 6: name -> (relative headline metric, raw metric)
+# error families of docs/method.md section 6: name -> (relative headline metric, raw metric)
 FAMILIES: dict[str, tuple[str, str]] = {m.group: (m.column, m.raw) for m in _ENTRIES if m.headline}
 
 
@@ -250,53 +258,3 @@ def problems() -> list[str]:
     if len(CATALOGUE) != len(_ENTRIES):
         out.append("duplicate catalogue columns")
     return out
-
-
-# downstream tasks (hjbench.score.tasks): task_{kind}_s{noise!r}_{solver}_{metric}, records made from the name
-TASK_METRICS: dict[str, tuple[str, str, bool, str]] = {
-    "rel_error": ("relative reconstruction error", "rel. error", True, "sum ||x_hat - x||^2 / sum ||x||^2"),
-    "vs_exact": ("distance to the exact-prox solution", "vs exact", True, "sum ||x_hat - x_ex||^2 / sum ||x_ex||^2"),
-    "psnr": ("PSNR [dB]", "PSNR [dB]", False, "10 log10(range(x)^2 / MSE)"),
-    "iterations": ("iterations", "iterations", True, "mean per signal, to tolerance or the cap"),
-    "converged": ("fraction converged", "converged", False, "fraction of signals within tolerance"),
-    "seconds": ("solve time [s]", "solve [s]", True, "wall seconds of the batched solve"),
-}
-TASK_EXACT_METRICS = {f"exact_{k}": (f"exact-prox {v[0]}", f"exact {v[1]}", v[2], v[3] + " (the floor)")
-                      for k, v in TASK_METRICS.items() if k in ("rel_error", "iterations", "converged")}
-
-
-def task_column(kind: str, noise: float, solver: str, metric: str) -> str:
-    """The results column ``task_{kind}_s{repr(float(noise))}_{solver}_{metric}`` of one task metric."""
-    if metric not in TASK_METRICS and metric not in TASK_EXACT_METRICS:
-        raise ConfigError(f"metric={metric!r} is not a task metric; allowed: {[*TASK_METRICS, *TASK_EXACT_METRICS]}")
-    return f"task_{kind}_s{float(noise)!r}_{solver}_{metric}"
-
-
-_TASK_NAMES = "|".join(sorted([*TASK_METRICS, *TASK_EXACT_METRICS], key=len, reverse=True))
-_TASK_RE = re.compile(rf"task_(?P<kind>[a-z_]+?)_s(?P<noise>\d+(?:\.\d+)?(?:e[+-]?\d+)?)_(?P<solver>[a-z_]+?)_"
-                      rf"(?P<metric>{_TASK_NAMES})")
-
-
-def task_parts(column: str) -> dict | None:
-    """{"kind", "noise" (float), "solver", "metric"} of a task column, or None if it is not one."""
-    found = _TASK_RE.fullmatch(column) if isinstance(column, str) else None
-    return {**found.groupdict(), "noise": float(found["noise"])} if found else None
-
-
-def task_metric(column: str) -> Metric | None:
-    """The record of a task column (group "task"), or None if ``column`` is not one.
-
-    >>> task_metric("task_compressed_sensing_s0.5_fista_ls_vs_exact").text
-    'compressed_sensing s=0.5 fista_ls: vs exact'
-    """
-    if (p := task_parts(column)) is None:
-        return None
-    label_, text, lower, doc = {**TASK_METRICS, **TASK_EXACT_METRICS}[p["metric"]]
-    where = f"{p['kind']} s={p['noise']!r} {p['solver']}"
-    figure = f"{label_} ({p['kind']}, $\\sigma$={p['noise']:g}, {p['solver']})"
-    return Metric(column, figure, f"{where}: {text}", "task", lower_is_better=lower, doc=f"{where}: {doc}")
-
-
-def task_columns_in(columns) -> list[str]:
-    """The task columns among ``columns`` (e.g. a trials DataFrame's), in their order."""
-    return [c for c in columns if task_parts(c) is not None]

@@ -1,4 +1,4 @@
-"""Judge a finished run against the max-plus bound: ``hjbench check-bound RUN`` (BRIEF section 7).
+"""Judge a finished run against the max-plus bound: ``hjbench check-bound RUN`` (docs/method.md section 7).
 
 Reads ``RUN/trials.parquet`` (or ``RUN/trials.jsonl`` when the parquet file is missing; columns
 as in the results schema, version 1), judges every cell (method, prior, dim, n_samples, t),

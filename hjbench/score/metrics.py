@@ -1,4 +1,4 @@
-"""Scoring a fitted method against a prior's ground truth (BRIEF section 6; columns: :mod:`.catalogue`).
+"""Scoring a fitted method against a prior's ground truth (docs/method.md section 6; columns: :mod:`.catalogue`).
 
 Notation: x_i (i = 1..m) the held-out test points, x'_k the method's own training inputs (the
 first min(N, m) of them: i.i.d., an unbiased subsample), psi = q - t S(., t) the true
@@ -34,7 +34,7 @@ errors and coverage follow :mod:`.probes`:
 * training record (steps_run, stop_reason, budget_mode, backend, ensemble_size, diverged,
   data_regime): :func:`.scorers.training_record`;
 * cert_* (a posteriori, hjbench.score.bounds.certificate_for_prior) and bound_* (a priori,
-  hjbench.score.bounds.bound_for_prior, BRIEF section 7).
+  hjbench.score.bounds.bound_for_prior, docs/method.md section 7).
 
 What cannot be computed is NaN (None for bool and str columns, "" for packed data) and
 :class:`Evaluation` keeps the reason; never zero.
@@ -136,7 +136,7 @@ def evaluate(method, prior, split, box: float, *, n_cross: int = 401, seed: int 
 
 
 def _bound(ev: Evaluation, prior, n_samples: int, box: float, psi: torch.Tensor) -> None:
-    """bound_* and theoretical_slope: the a priori max-plus bound of the cell (BRIEF section 7).
+    """bound_* and theoretical_slope: the a priori max-plus bound of the cell (docs/method.md section 7).
 
     ``bound_rel_value`` = bound_value / Var psi(x_test), in the units of forward_rel_mse."""
     from .bounds import bound_for_prior

@@ -9,7 +9,7 @@ output e_i = ||f_hat(x_i) - f(x_i)||^2. A non-finite estimate gives e_i = +inf.
   mean_i ||f(x_i) - mean_j f(x_j)||^2, so adding a constant to the target (and the estimate)
   changes neither mse nor Var.
 * :func:`hull_probe`: points of the box [-box, box]^dim off range(prox), where J_bvs < J. On
-  range(prox), J_bvs = J exactly (BRIEF section 6), so only such points test whether a prior
+  range(prox), J_bvs = J exactly (docs/method.md section 6), so only such points test whether a prior
   recovers the proximal hull. Points are drawn uniformly from a generator seeded by
   ``stable_int({"kind": "hull_probe", "seed": seed})`` and kept when
   J_bvs(y) < J(y) - tol(y),  tol(y) = sqrt(eps_64) (1 + |J(y)| + q(y)/t),

@@ -1,4 +1,4 @@
-"""Scoring a fitted method on downstream inverse problems (BRIEF section 8; hjbench.tasks).
+"""Scoring a fitted method on downstream inverse problems (docs/method.md section 8; hjbench.tasks).
 
 For one cell (a prior family at dim n and prox time t, a data seed) and a validated
 :class:`~hjbench.tasks.TasksConfig`: draw B = ``n_signals`` clean signals x_i from exp(-J) on

@@ -1,4 +1,4 @@
-"""Downstream inverse problems: a learned prox at work inside proximal solvers (BRIEF section 8).
+"""Downstream inverse problems: a learned prox at work inside proximal solvers (docs/method.md section 8).
 
     >>> import torch
     >>> from hjbench import priors, tasks

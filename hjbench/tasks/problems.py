@@ -1,4 +1,4 @@
-"""Linear inverse problems y = A x + sigma e and their forward operators (BRIEF section 8).
+"""Linear inverse problems y = A x + sigma e and their forward operators (docs/method.md section 8).
 
 The model.  Clean signals x in R^n (a batch of B, shape (B, n)), a forward operator A (m, n),
 Gaussian noise of standard deviation ``sigma``: y = A x + sigma e, e ~ N(0, I_m). The MAP

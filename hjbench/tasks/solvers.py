@@ -1,4 +1,4 @@
-"""Proximal solvers that call a prox (exact or learned) at its fixed time t (BRIEF section 8).
+"""Proximal solvers that call a prox (exact or learned) at its fixed time t (docs/method.md section 8).
 
 Every solver minimises F(x) = f(x) + J(x) of an :class:`~hjbench.tasks.problems.InverseProblem`
 (f = ||A x - y||^2 / (2 sigma^2), L = ||A||^2 / sigma^2) and touches J only through

@@ -6,6 +6,8 @@
 ``losses``    the torch objectives of every LossSpec (:func:`potential_objective`).
 ``loop``      :func:`train_ensemble`: R same-architecture networks as one vmapped ensemble.
 ``icnn``      :func:`fit_potentials`: standardised ICNN potentials on either backend.
+``jax_loop``  the JAX fast path, imported on first use (its host-side stopping rules:
+              ``jax_stopping``).
 """
 
 from .budget import BUDGET_MODES, STOP_REASONS, Budget, LossSpec, TrainLog

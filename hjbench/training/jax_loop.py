@@ -8,9 +8,9 @@
   After every step W.l and w are clipped to >= 0.
 * ``budget.check_interval`` steps run in one compiled ``lax.scan``; between calls the host
   applies the torch loop's check rules (divergence, validation and patience, convergence of the
-  best-so-far step loss, the cap). The last call runs a full interval with the steps past
-  ``budget.steps`` masked; the schedule is traced, so one compiled function serves every
-  budget of a loss and shape. Stopped members are frozen by ``jnp.where`` on their update.
+  best-so-far step loss, the cap: :class:`hjbench.training.jax_stopping.Tracker`). The last
+  call runs a full interval with the steps past ``budget.steps`` masked; the schedule is
+  traced, so one compiled function serves every budget of a loss and shape. Stopped members are frozen by ``jnp.where`` on their update.
 * Members are vmapped in groups whose activations fit in about GROUP_BYTES, the groups run in
   sequence (``lax.map``): small members gain from batching, large ones from staying in cache.
 
@@ -34,7 +34,8 @@ import torch
 
 from .. import interop
 from ..errors import ConfigError
-from .budget import Budget, LossSpec, TrainLog
+from .budget import Budget, LossSpec
+from .jax_stopping import Tracker
 
 __all__ = ["train_icnn_ensemble", "GROUP_BYTES"]
 
@@ -258,66 +259,6 @@ def _data(x, values, grads, loss, budget, seeds, dtype):
     return data, n_val
 
 
-class _Tracker:
-    """Host-side TrainLogs and stopping tests (the rules of the torch loop's ``check``)."""
-
-    def __init__(self, R: int, budget: Budget, has_val: bool):
-        self.budget, self.has_val, self.initial, self.best_so_far = budget, has_val, None, None
-        self.logs = [TrainLog(mode=budget.mode, backend="jax") for _ in range(R)]
-        self.active, self.best_val = np.ones(R, dtype=bool), np.full(R, np.inf)
-        self.bad, self.history = np.zeros(R, dtype=int), [[] for _ in range(R)]
-        self.good_step, self.val_step = np.zeros(R, dtype=int), np.zeros(R, dtype=int)
-
-    def check(self, step: int, losses: np.ndarray, val: np.ndarray, finite: np.ndarray):
-        """Record the check at ``step`` (losses: (k, R), the steps since the last check);
-        return the member masks (diverged, ok, improved)."""
-        self.initial = losses[0].astype(float) if self.initial is None else self.initial
-        low = losses.min(axis=0)
-        self.best_so_far = low if self.best_so_far is None else np.fmin(self.best_so_far, low)
-        b, masks = self.budget, np.zeros((3, len(self.logs)), dtype=bool)
-        for r in np.flatnonzero(self.active):
-            log, loss = self.logs[r], float(losses[-1, r])
-            log.steps.append(step), log.train_loss.append(loss)
-            log.steps_run = step
-            if self.has_val:
-                log.val_loss.append(float(val[r]))
-            if not (finite[r] and math.isfinite(loss)) or (
-                    self.initial[r] > 0 and loss > b.diverge_factor * self.initial[r]):
-                masks[0, r], log.best_step = True, int(self.good_step[r])
-                self._stop(r, "diverged")
-                continue
-            masks[1, r], self.good_step[r] = True, step - 1   # its checked state is from step - 1
-            self.history[r].append((step, float(self.best_so_far[r])))
-            if self.has_val and val[r] < self.best_val[r]:
-                self.best_val[r], self.bad[r], masks[2, r], self.val_step[r] = val[r], 0, True, step
-            elif self.has_val:
-                self.bad[r] += 1
-                if b.patience is not None and self.bad[r] >= b.patience:
-                    self._stop(r, "early_stopped")
-            if self.active[r] and b.mode == "converged" and self._converged(r, step):
-                self._stop(r, "converged")
-        return masks
-
-    def _stop(self, r: int, reason: str) -> None:
-        self.logs[r].stop_reason, self.active[r] = reason, False
-
-    def _converged(self, r: int, step: int) -> bool:
-        """(L(s - window) - L(s)) / |L(s - window)| < tol, L the best-so-far step loss."""
-        old = [loss for s, loss in self.history[r] if s <= step - self.budget.window]
-        now = self.history[r][-1][1]
-        return bool(old) and (old[-1] == 0 or (old[-1] - now) / abs(old[-1]) < self.budget.tol)
-
-    def finish(self) -> tuple[list[TrainLog], np.ndarray]:
-        """The logs with their final best_step, and the mask of members returning their best."""
-        diverged = np.array([log.stop_reason == "diverged" for log in self.logs])
-        use_best = ~diverged & (self.val_step > 0)
-        for r, log in enumerate(self.logs):
-            log.stop_reason = "max_steps" if self.active[r] else log.stop_reason
-            if not diverged[r]:
-                log.best_step = int(self.val_step[r]) if use_best[r] else log.steps_run
-        return self.logs, use_best
-
-
 def _train(x, values, grads, init_states, beta, loss, budget, seeds):
     """The host loop: compiled chunks of ``check_interval`` steps, checks in between."""
     icnn_jax, dtype, R = _jx()[2], init_states[0]["W0"].dtype, len(init_states)
@@ -335,7 +276,7 @@ def _train(x, values, grads, init_states, beta, loss, budget, seeds):
     (init, bookkeep, select), (chunk, evaluate) = _shared(), _compiled(cfg)
     seeds = np.asarray([[int(s) & 0xFFFFFFFF, (int(s) >> 32) & 0xFFFFFFFF] for s in seeds], np.uint32)
     theta, opt_state, last_good, best = init(interop.pack_to_jax(init_states), cfg.layout)
-    track, step0 = _Tracker(R, budget, n_val > 0), 0
+    track, step0 = Tracker(R, budget, n_val > 0), 0
     while step0 < budget.steps and track.active.any():
         theta, checked, opt_state, losses, val, finite = chunk(
             theta, opt_state, track.active.copy(), data, seeds, np.int32(step0), sched)

@@ -1,4 +1,4 @@
-"""What the methods cost: fit time against N, evaluation time per point (BRIEF section 6).
+"""What the methods cost: fit time against N, evaluation time per point (docs/method.md section 6).
 
 Both figures read the long summary. Fit time hardly depends on the prior family, so the
 fit-time figure has one panel per dim (and one row per device): each method's line is the

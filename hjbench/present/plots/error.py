@@ -1,11 +1,11 @@
-"""Error against n_samples and error over the bound (BRIEF sections 6-7).
+"""Error against n_samples and error over the bound (docs/method.md sections 6-7).
 
 All figures read the long summary (one row per cell x metric, schema version 1), so figures
 and tables of a run always agree:
 
 * :func:`error_vs_n`: a metric's median over repetitions against N on log-log axes, faceted
   by prior (columns) and dim (rows), one line per method with its 95% band, the a priori
-  bound of BRIEF section 7 as a dashed line where it applies (forward error: ``bound_value``
+  bound of docs/method.md section 7 as a dashed line where it applies (forward error: ``bound_value``
   for raw MSE, ``bound_rel_value`` for relative MSE), least-squares slopes in the legend.
 * :func:`error_vs_n_by_regime`: the same, one figure per data regime of the methods ("values",
   "values_and_gradients", "prox_pairs"), so that headline comparisons stay within a regime.
@@ -115,7 +115,7 @@ def bound_ratio(summary: pd.DataFrame, out_dir: Path | str, *, style: MethodStyl
     """Median over repetitions of forward_mse / bound_value (``bound_ratio``) against N, line at 1.
 
     Below 1 the method does better than the worst-case a priori guarantee of the max-plus
-    interpolant on the same data (BRIEF section 7); methods without a potential have no line.
+    interpolant on the same data (docs/method.md section 7); methods without a potential have no line.
     """
     result = line_grid(summary, "bound_ratio", out_dir=out_dir, stem=stem, ylabel=metric_label("bound_ratio"),
                        style=style, hline=1.0, trials=trials, dpi=dpi, formats=formats, keep_figure=keep_figure,

@@ -14,7 +14,7 @@ Statuses of one (method, prior, dim, n_samples) cell for one metric:
 
 A cell is *optimisation-limited* (:func:`opt_limited_cells`) when the median over its
 repetitions of the bool column ``opt_limited`` is above 1/2: most repetitions had a training
-error not well below the held-out error (BRIEF section 6). Figures draw such points hollow and
+error not well below the held-out error (docs/method.md section 6). Figures draw such points hollow and
 leave them out of fitted slopes; tables mark them.
 """
 

@@ -1,4 +1,4 @@
-"""Cross-sections of learned potentials and priors, as in the paper's figures (BRIEF 4, 6).
+"""Cross-sections of learned potentials and priors, as in the paper's figures (docs/method.md sections 4, 6).
 
 Along the first axis s e_1 and the diagonal s (1, ..., 1)/sqrt(dim), s in [-box, box]
 (:func:`hjbench.data.cross_sections`), the top row shows each method's potential

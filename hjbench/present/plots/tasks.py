@@ -1,4 +1,4 @@
-"""Reconstruction error of downstream tasks against N (BRIEF section 8; hjbench.score.tasks).
+"""Reconstruction error of downstream tasks against N (docs/method.md section 8; hjbench.score.tasks).
 
 One figure per solver: panels are tasks (rows: kind and noise level sigma) by cells (columns:
 prior and dim); in each panel, one line per method through the median over repetitions of

@@ -1,4 +1,4 @@
-"""The max-plus sample-complexity bounds (BRIEF section 7; derivations in docs/bounds.md).
+"""The max-plus sample-complexity bounds (docs/method.md section 7; derivations in docs/bounds.md).
 
 * :mod:`.geometry`: unit-ball volume omega_n, Gamma factors, E[d^p] bound for the
   nearest-sample distance of N uniform samples on a box.

@@ -1,4 +1,4 @@
-"""A priori (expected) forward and prior MSE bounds for the max-plus interpolant (BRIEF section 7).
+"""A priori (expected) forward and prior MSE bounds for the max-plus interpolant (docs/method.md section 7).
 
 Setting (docs/bounds.md, sections 3-5): x, x_1..x_N i.i.d. uniform on the box [-a, a]^n,
 psi convex on R^n, psi_N(x) = max_k { psi(x_k) + <grad psi(x_k), x - x_k> } the max-plus

@@ -1,4 +1,4 @@
-"""Volumes, Gamma factors and the nearest-sample distance moments (BRIEF section 7).
+"""Volumes, Gamma factors and the nearest-sample distance moments (docs/method.md section 7).
 
 Everything here is a pure function of (dim, n_samples, box) on floats; see docs/bounds.md,
 sections 1-2, for the derivation these docstrings summarise.

@@ -1,4 +1,4 @@
-"""A posteriori (deterministic) certificate for the given sample (BRIEF section 7).
+"""A posteriori (deterministic) certificate for the given sample (docs/method.md section 7).
 
 For a convex psi and the max-plus interpolant psi_N(x) = max_k { psi(x_k) + <v_k, x - x_k> },
 v_k = grad psi(x_k), of samples x_k in the box [-a, a]^n (docs/bounds.md, theorem 1):
