@@ -121,9 +121,12 @@ def _trial(cfg, run_id, code_version, method, prior, resolved, dim, n, rep, ds) 
 
 
 def group_trials(trials: list[Trial], max_members: int | None = None) -> list[list[Trial]]:
-    """Trials grouped by shape (first-seen order), each group in run order.
+    """Trials grouped by shape, each group in run order; the groups most expensive first.
 
-    ``max_members`` splits large groups into consecutive chunks (memory, load balance).
+    The cost estimate is the number of training samples the group touches (members x N x dim),
+    learned methods (those with a training budget) before the others: the longest groups start
+    first, so that no worker is left with a long group at the end while the others idle. The
+    order depends on the grid only. ``max_members`` splits large groups into consecutive chunks.
     """
     groups: dict[tuple, list[Trial]] = {}
     for trial in trials:
@@ -132,4 +135,9 @@ def group_trials(trials: list[Trial], max_members: int | None = None) -> list[li
     for members in groups.values():
         size = max_members or len(members)
         out.extend(members[i:i + size] for i in range(0, len(members), size))
-    return out
+    return sorted(out, key=_cost, reverse=True)
+
+
+def _cost(members: list[Trial]) -> tuple:
+    i = members[0].identity
+    return ("budget" in members[0].params, len(members) * i.n_samples * i.dim)
