@@ -172,7 +172,7 @@ def test_summary_long_format_with_cis_in_registry_order():
                              **{c: np.nan for c in METRIC_COLUMNS}, "prox_mse": err if rep < 2 else np.nan,
                              "forward_mse": err})
     summary = summarize(pd.DataFrame(rows))
-    assert list(summary.columns) == ["method", "prior", "dim", "n_samples", "t", "regime", "data_regime", "metric",
+    assert list(summary.columns) == ["schema_version", "run_id", "method", "prior", "dim", "n_samples", "t", "regime", "data_regime", "metric",
                                      "median", "ci_low", "ci_high", "mean", "n_finite", "n_inf", "n_trials", "n_ok"]
     cells = summary.drop_duplicates(["method", "prior"])[["method", "prior"]].values.tolist()
     assert cells == [["hj", "l1"], ["hj", "neg_l1"], ["hj_sobolev", "l1"], ["hj_sobolev", "neg_l1"]]

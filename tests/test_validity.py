@@ -253,3 +253,23 @@ def test_packed_per_point_data_round_trips():
     assert back[0] == 0 and back[4] == math.inf and back[5] == math.inf
     np.testing.assert_allclose(back[1:4], values[1:4].numpy(), rtol=2.0 ** -8)
     assert len(probes.pack_values(torch.zeros(2000))) < 6000   # 2 bytes a point, base64
+
+
+def test_headline_error_is_the_error_of_what_the_method_learns_from():
+    """Prox pairs fix psi only up to a constant: LPN's flag reads its prox error, not its forward
+    error (whose constant offset no amount of data removes); a values method reads forward."""
+    import baselines
+    import torch
+
+    from hjbench import methods, priors
+    from hjbench.data import sample_split
+    from hjbench.score.metrics import evaluate
+
+    baselines.register()
+    prior = priors.get("neg_l1", dim=2)
+    split = sample_split(prior, 128, n_test=64, generator=torch.Generator().manual_seed(0))
+    heads = {}
+    for name in ("lpn", "maxplus"):
+        m = methods.get(name, **methods.entry(name).cls.test_params).fit(split.train, seed=0)
+        heads[name] = evaluate(m, prior, split, 4.0, n_cross=11)["headline_error"]
+    assert heads == {"lpn": "prox", "maxplus": "forward"}

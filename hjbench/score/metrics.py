@@ -11,7 +11,9 @@ errors and coverage follow :mod:`.probes`:
   forward_rel_mse = forward_mse / Var_i psi(x_i) (offset-invariant); prox_* likewise with
   ||P_theta - P||^2 and the total variance of P; coverage 0 gives NaN with a reason;
 * forward_train_* / prox_train_*: the same on the training inputs x'_k. The headline error is
-  forward if the method has a potential, else prox; train_test_ratio = its training rel. MSE /
+  the error of what the method learns from: prox for methods trained on prox pairs (which fix
+  psi only up to a constant), else forward if it has a potential, else prox;
+  train_test_ratio = its training rel. MSE /
   its held-out rel. MSE, and opt_limited = ratio > ``opt_limited_ratio``: a fit whose training
   error is not well below its held-out error is limited by optimisation, not by data;
 * prior at y_i = P(x_i) (exact prox, where the data identify the prior), every point kept:

@@ -103,6 +103,16 @@ def score_forward_prox(ev, case: Case) -> tuple[Any, Any]:
     return prox_hat, psi_hat
 
 
+def _headline(case: Case) -> str | None:
+    """The error of what a method learns from: prox for prox pairs (they fix psi only up to a
+    constant, so its forward error has a floor that no amount of data moves), else forward when
+    the method has a potential, else prox."""
+    provides, regime = case.provides, getattr(case.method, "data_regime", "values")
+    if "prox" in provides and (regime == "prox_pairs" or "potential" not in provides):
+        return "prox"
+    return "forward" if "potential" in provides else None
+
+
 def score_train(ev, case: Case, opt_limited_ratio: float) -> None:
     """forward_train_*, prox_train_*, headline_error, train_test_ratio and opt_limited."""
     prior, method = case.prior, case.method
@@ -114,7 +124,7 @@ def score_train(ev, case: Case, opt_limited_ratio: float) -> None:
             _put(ev, f"{group} (train)", probes.finite_errors(getattr(method, query)(xt), truth(xt64)), *cols, None)
         else:
             ev.missing(cols, case.lacks(query))
-    headline = "forward" if "potential" in case.provides else "prox" if "prox" in case.provides else None
+    headline = _headline(case)
     ev["headline_error"] = headline
     if headline is None:
         ev.missing(["headline_error", "train_test_ratio", "opt_limited"], case.lacks("potential or prox"))
