@@ -46,7 +46,7 @@ from hjbench import methods
 from hjbench.data import Dataset
 from hjbench.errors import ConfigError, check_choice
 from hjbench.methods import AbstractMethod
-from hjbench.solve import Solution
+from hjbench.solution import Solution
 
 __all__ = ["ConvexEnvelope", "lower_hull", "envelope_lp", "SOLVERS", "HULL_MAX_DIM", "AUTO_HULL_MAX_DIM"]
 

@@ -47,7 +47,7 @@ from __future__ import annotations
 import torch
 
 from hjbench.errors import ConfigError, check_choice, check_int, check_points, check_positive
-from hjbench.solve import Solution
+from hjbench.solution import Solution
 
 from ._batched_solvers import Hvp, Objective, ValueAndGrad, batched, start_state
 from ._cg_per_point import cg_per_point

@@ -54,7 +54,7 @@ from hjbench.errors import ConfigError, check_choice, check_int, check_positive
 from hjbench.methods import AbstractMethod
 from hjbench.methods.hj import backend_skip_reason
 from hjbench.nets import ICNN, ScaledICNN
-from hjbench.solve import Solution
+from hjbench.solution import Solution
 from hjbench.training import Budget, LossSpec, fit_potentials
 from hjbench.training.icnn import BACKENDS
 

@@ -30,7 +30,7 @@ from hjbench import methods
 from hjbench.data import Dataset
 from hjbench.errors import check_choice, check_int
 from hjbench.methods import AbstractMethod
-from hjbench.solve import Solution
+from hjbench.solution import Solution
 
 __all__ = ["MaxPlus", "max_affine", "max_affine_jax"]
 
@@ -93,7 +93,7 @@ def max_affine_jax(x: torch.Tensor, slopes: torch.Tensor, offsets: torch.Tensor,
     """:func:`max_affine` in JAX: same blocks, padded to one shape so XLA compiles once."""
     import jax.numpy as jnp
 
-    from hjbench.interop import to_jax, to_torch, x64
+    from hjbench.jax_bridge import to_jax, to_torch, x64
 
     B, N, dim = x.shape[0], slopes.shape[0], x.shape[1]
     n_block = min(N, chunk_elements)
@@ -138,7 +138,7 @@ class MaxPlus(AbstractMethod):
         self.backend = backend
 
     def skip(self, *, device, dim: int) -> str | None:
-        from hjbench.interop import jax_available
+        from hjbench.jax_bridge import jax_available
 
         if self.backend == "jax" and not jax_available():
             return "backend='jax' needs JAX, which does not import here"

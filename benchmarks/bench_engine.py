@@ -111,7 +111,7 @@ class Engine:
     def setup_cache(self):
         deterministic()
         single = _xla_one_thread()
-        from hjbench.interop import jax_available
+        from hjbench.jax_bridge import jax_available
 
         if not jax_available():
             return {"skip": "JAX is not installed"}

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 SCHEMA_VERSION = 2
 
 _SUBMODULES = {"priors", "data", "nets", "methods", "training", "run", "score", "present",
-               "errors", "solve", "registry", "seeds", "ops", "tasks", "interop"}
+               "errors", "solution", "registry", "seeds", "quadratic", "tasks", "jax_bridge"}
 
 # the Python API (hjbench.api); `run` is also the runner subpackage, which hjbench.api makes callable
 _API = {"run", "load", "load_model", "Run"}

@@ -225,7 +225,7 @@ def fitted_standins(prior, shift: float = 0.1) -> dict:
     import torch
 
     from hjbench.methods.base import AbstractMethod
-    from hjbench.solve import Solution
+    from hjbench.solution import Solution
 
     class Shifted(AbstractMethod):
         provides = frozenset({"prox", "potential", "prior"})

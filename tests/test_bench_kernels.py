@@ -24,7 +24,7 @@ from hjbench.training import Budget, LossSpec
 from hjbench.training.loop import train_ensemble
 from hjbench.training.losses import potential_objective
 from hjbench.nets import ICNN
-from hjbench.ops import half_sq_norm
+from hjbench.quadratic import half_sq_norm
 
 N_POINTS = 10_000
 BOX = 4.0

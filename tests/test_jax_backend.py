@@ -25,7 +25,7 @@ from hjbench.training import Budget, LossSpec, potential_objective, train_ensemb
 
 jax = pytest.importorskip("jax")
 
-from hjbench import interop  # noqa: E402
+from hjbench import jax_bridge as interop  # noqa: E402
 from hjbench.nets import icnn_jax  # noqa: E402
 from hjbench.training.jax_loop import train_icnn_ensemble  # noqa: E402
 

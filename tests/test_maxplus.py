@@ -136,7 +136,7 @@ def test_needs_gradients_in_the_data():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("chunk", [7, 4096])
 def test_jax_backend_equals_torch_backend(dtype, chunk):
-    """The JAX kernel (across the hjbench.interop boundary) gives the torch kernel's values and ties."""
+    """The JAX kernel (across the hjbench.jax_bridge boundary) gives the torch kernel's values and ties."""
     pytest.importorskip("jax")
     from baselines.maxplus import max_affine, max_affine_jax
 

@@ -17,7 +17,7 @@ from hjbench.methods.base import AbstractMethod
 from hjbench.score.metrics import METRIC_COLUMNS
 from hjbench.score.metrics import PeakMemory
 from hjbench.score.metrics import evaluate
-from hjbench.solve import Solution
+from hjbench.solution import Solution
 
 BOX = 4.0
 
@@ -195,7 +195,7 @@ def test_failed_prior_solves_stay_in_with_coverage_beside():
     from hjbench.data import sample_split as _sample_split
     from hjbench.methods.base import AbstractMethod
     from hjbench.score.metrics import evaluate as _evaluate
-    from hjbench.solve import Solution
+    from hjbench.solution import Solution
 
     class ExactButDiverging(AbstractMethod):
         """Exact prox and prior; the first three points of each query 'diverge' to 1e30."""

@@ -20,7 +20,7 @@ from hjbench import SCHEMA_VERSION
 from hjbench.run import folder as results
 from hjbench.run.config import load_config
 from hjbench.run.config import validate
-from hjbench.errors import ConfigError, RunError
+from hjbench.errors import RunError
 from hjbench.methods.base import AbstractMethod
 from hjbench.run.grid import expand
 from hjbench.run.runner import run_grid

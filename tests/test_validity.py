@@ -21,7 +21,7 @@ from hjbench.methods.base import AbstractMethod
 from hjbench.present.summary import summarize
 from hjbench.score import probes
 from hjbench.score.metrics import evaluate
-from hjbench.solve import Solution
+from hjbench.solution import Solution
 from hjbench.training import TrainLog
 
 BOX = 4.0

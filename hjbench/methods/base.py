@@ -43,7 +43,7 @@ import torch
 
 from ..data import Dataset
 from ..errors import ConfigError, NotFittedError, NotProvidedError, check_points
-from ..solve import Solution
+from ..solution import Solution
 from ..training.budget import TrainLog
 
 __all__ = ["AbstractMethod", "OUTPUTS"]

@@ -47,8 +47,8 @@ from ..data import Dataset
 from ..errors import check_choice, check_positive
 from ..nets import ICNN, ScaledICNN
 from ..nets.icnn import INITS
-from ..ops import half_sq_norm
-from ..solve import Solution
+from ..quadratic import half_sq_norm
+from ..solution import Solution
 from ..training import Budget, LossSpec, fit_potentials
 from ..training.icnn import BACKENDS
 from . import register
@@ -61,7 +61,7 @@ def backend_skip_reason(backend: str) -> str | None:
     """Why the JAX training backend cannot run here, or None."""
     if backend != "jax":
         return None
-    from ..interop import jax_available
+    from ..jax_bridge import jax_available
 
     if not jax_available():
         return "backend='jax' needs JAX, which does not import here"

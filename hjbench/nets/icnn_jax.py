@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import torch
 
-from .. import interop
+from .. import jax_bridge as interop
 from ..errors import ConfigError
 
 __all__ = ["softplus", "depth_of", "value", "value_and_grad", "grad", "project",
@@ -133,7 +133,7 @@ def project(params: Mapping) -> dict:
 
 def layout_of(state: Mapping) -> tuple[tuple[str, tuple[int, ...]], ...]:
     """((name, shape), ...) of a state dict in its order: the layout of the flat vector
-    theta = cat(t.reshape(-1)) that :func:`hjbench.interop.pack_to_jax` builds (hashable)."""
+    theta = cat(t.reshape(-1)) that :func:`hjbench.jax_bridge.pack_to_jax` builds (hashable)."""
     return tuple((k, tuple(v.shape)) for k, v in state.items())
 
 
@@ -158,7 +158,7 @@ def check_state(state: Mapping) -> None:
 
 
 def from_torch_state(state: Mapping[str, torch.Tensor]) -> dict:
-    """The JAX parameter tree of an ICNN state dict (float64 needs :func:`hjbench.interop.x64`)."""
+    """The JAX parameter tree of an ICNN state dict (float64 needs :func:`hjbench.jax_bridge.x64`)."""
     check_state(state)
     return interop.tree_to_jax(state)
 

@@ -27,7 +27,7 @@ from typing import Callable
 
 import torch
 
-from ..solve import Solution
+from ..solution import Solution
 
 __all__ = ["minimise", "min_norm", "wolfe_search"]
 

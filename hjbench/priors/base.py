@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 import torch
 
 from ..errors import check_int, check_points, check_positive
-from ..ops import half_sq_norm
-from ..solve import Solution
+from ..quadratic import half_sq_norm
+from ..solution import Solution
 
 __all__ = ["AbstractPrior", "half_sq_norm"]
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, check_positive
-from ..solve import Solution
+from ..solution import Solution
 from . import register
 from .base import AbstractPrior
 from .oracle import closed_form

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..errors import check_positive
-from ..solve import Solution
+from ..solution import Solution
 from . import register
 from .oracle import closed_form
 from .base import AbstractPrior, half_sq_norm

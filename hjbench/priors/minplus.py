@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import ConfigError, check_positive
-from ..solve import Solution
+from ..solution import Solution
 from . import register
 from .base import AbstractPrior
 

@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 
 from ..errors import ConfigError, check_points, check_positive
-from ..solve import Solution
+from ..solution import Solution
 from ._bfgs import minimise
 
 __all__ = ["closed_form", "minimise", "conjugate", "prox_numeric", "S_numeric", "J_bvs_numeric"]

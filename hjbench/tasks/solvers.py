@@ -22,7 +22,7 @@ was fitted for, s lambda = t. The MAP weight is lambda = 1, hence
   u += x - z+: scaled ADMM with penalty rho = 1/t (the z-step is prox_{J/rho} = prox_{tJ}).
   Valid for every t > 0.
 
-Each returns a :class:`~hjbench.solve.Solution` per signal: value = the estimate, iterations,
+Each returns a :class:`~hjbench.solution.Solution` per signal: value = the estimate, iterations,
 converged, residual. A signal stops when its step ||x+ - z|| (t times the gradient mapping;
 ADMM: max of primal ||x - z+|| and dual ||z+ - z|| residuals) falls to ``tol`` (absolute,
 Euclidean norm per signal). residual = the fixed-point residual ||x - prox(x - t grad f(x))||
@@ -38,7 +38,7 @@ from typing import Callable
 import torch
 
 from ..errors import ConfigError, check_choice, check_int, check_positive
-from ..solve import Solution
+from ..solution import Solution
 from .problems import InverseProblem
 
 __all__ = ["solve", "SOLVERS", "step_rule"]

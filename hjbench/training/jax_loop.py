@@ -19,7 +19,7 @@ Differences from the torch backend: the split holds out the first floor(val_frac
 ``jax.random.permutation`` (key: the seed folded with the epoch; floor(n_train / batch) batches
 an epoch, the remainder dropped). Runs with a split or mini-batches thus agree with the torch
 backend in distribution only; full-batch runs without a split agree to rounding. float64 runs
-inside :func:`hjbench.interop.x64`; arrays live on the input tensors' device (CUDA tensors run
+inside :func:`hjbench.jax_bridge.x64`; arrays live on the input tensors' device (CUDA tensors run
 on JAX's GPU backend when JAX has CUDA; not tested here).
 """
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import interop
+from .. import jax_bridge as interop
 from ..errors import ConfigError
 from .budget import Budget, LossSpec
 from .jax_stopping import Tracker

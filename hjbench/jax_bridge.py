@@ -64,7 +64,7 @@ def to_jax(x: torch.Tensor):
 
     if x.dtype == torch.float64 and not x64_enabled():
         raise ConfigError("to_jax: a float64 tensor needs JAX's 64-bit mode; wrap the call in "
-                          "`with hjbench.interop.x64():` (or pass float32)")
+                          "`with hjbench.jax_bridge.x64():` (or pass float32)")
     return jax.dlpack.from_dlpack(x.detach().contiguous())
 
 
