@@ -24,23 +24,23 @@ import json
 import math
 from typing import Any
 
-__all__ = ["canonical_json", "stable_int", "data_seed", "method_seed", "trial_id", "digest"]
+__all__ = ["plain", "canonical_json", "stable_int", "data_seed", "method_seed", "trial_id", "digest"]
 
 _SEED_BITS = 63  # fits an int64 column and torch.Generator.manual_seed
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Map tuples/sets/paths/non-finite floats to JSON-stable plain values."""
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)  # "nan", "inf": JSON has no literal for them
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(dataclasses.asdict(value))
+        return plain(dataclasses.asdict(value))
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, (set, frozenset)):
-        return sorted(_plain(v) for v in value)
+        return sorted(plain(v) for v in value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
@@ -48,7 +48,7 @@ def _plain(value: Any) -> Any:
 
 def canonical_json(obj: Any) -> str:
     """JSON text with sorted keys and no spaces: equal objects give equal strings."""
-    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return json.dumps(plain(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def digest(obj: Any) -> str:

@@ -100,7 +100,9 @@ def test_rows_schema_run_json_and_resume(tmp_path):
     rows = _jsonl(tmp_path / "run")
     assert len(rows) == 8 and all(r["schema_version"] == SCHEMA_VERSION and r["status"] == "ok" for r in rows)
     df = results.load_trials(tmp_path / "run")
-    assert list(df.columns) == list(results.trial_columns())
+    n = len(results.trial_columns())
+    assert list(df.columns[:n]) == list(results.trial_columns())  # schema columns first, in order
+    assert all(c.startswith("param_") for c in df.columns[n:]) and "param_budget_steps" in df.columns
     assert list(results.load_trials(tmp_path / "run").columns) == list(
         pd.read_parquet(tmp_path / "run" / "trials.parquet").columns)
     for _, cell in df.groupby(["n_samples", "repetition"]):

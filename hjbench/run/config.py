@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..seeds import plain
 from .schema import KEYS, TOP_LEVEL, check, fail as _fail
 
 __all__ = ["Component", "GridConfig", "load_config", "apply_overrides", "validate", "read_toml"]
@@ -24,19 +25,6 @@ __all__ = ["Component", "GridConfig", "load_config", "apply_overrides", "validat
 _TOP = TOP_LEVEL
 # sane upper bounds of every integer key (from the schema): a typo of a few zeros fails here
 LIMITS = {k.name: k.high for k in KEYS if k.kind in ("int", "list") and k.high is not None}
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready copy: dataclasses (a Budget) become dicts, int keys become strings."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(dataclasses.asdict(value))
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 
@@ -82,7 +70,7 @@ class GridConfig:
 
     def to_dict(self) -> dict:
         """The resolved configuration (JSON-ready); its hash names the run."""
-        comp = lambda cs: [{"name": c.name, "params": _plain(c.params), "resolved": _plain(c.resolved)}  # noqa: E731
+        comp = lambda cs: [{"name": c.name, "params": plain(c.params), "resolved": plain(c.resolved)}  # noqa: E731
                            for c in cs]
         return {"name": self.name, "description": self.description, "seed": self.seed,
                 "repetitions": self.repetitions, "dims": list(self.dims),

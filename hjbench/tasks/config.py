@@ -25,7 +25,6 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, NoReturn
 
-from ..errors import ConfigError
 from .problems import BOUNDARIES, KINDS
 from .solvers import SOLVERS
 
@@ -55,15 +54,10 @@ class TasksConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def _fmt(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _fail(key: str, value: Any, rule: str, allowed: Any) -> NoReturn:
-    if isinstance(allowed, (list, tuple)):
-        allowed = ", ".join(str(a) for a in allowed)
-    raise ConfigError(f"config: tasks.{key}={_fmt(value)}: {rule}; allowed: {allowed}")
+    from ..run.schema import fail
+
+    fail(f"tasks.{key}", value, rule, allowed)
 
 
 def _is_number(v: Any) -> bool:
