@@ -280,3 +280,14 @@ def test_prior_identity_is_per_dim_and_independent_of_other_dims():
     assert len(json.loads(by_dim[2].prior_params)["mus"][1]) == 2
     assert alone[0].identity.seed == by_dim[4].seed
     assert alone[0].identity.prior_params == by_dim[4].prior_params
+
+
+def test_divergence_is_a_row_not_a_success_and_stays_out_of_summaries(tmp_path):
+    from hjbench.present.summary import summarize
+
+    out, printed = _run(_cfg(methods=["hj"], n_samples=[32], budget={**TINY, "steps": 50, "lr": 10.0}), tmp_path / "run")
+    assert set(out.trials["status"]) == {"diverged"} and out.exit_code == 1
+    assert "diverged: hj" in printed
+    assert all("stage" in r and "diverged" in r for r in out.trials["stop_reason"])
+    summary = summarize(out.trials)
+    assert (summary["n_ok"] == 0).all() and summary["median"].isna().all()

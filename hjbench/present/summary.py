@@ -134,8 +134,9 @@ def summarize(trials, *, n_boot: int = 2000, seed: int = 0):
         key = dict(zip(CELL_KEYS, cell))
         regimes = group["data_regime"].dropna().astype(str) if "data_regime" in group else pd.Series(dtype=str)
         regime = next((r for r in regimes if r), "")
+        ok = group[group["status"] == "ok"]  # a diverged (or failed) trial never enters the statistics
         for metric in metrics:
-            vals = _as_float(group[metric])
+            vals = _as_float(ok[metric])
             vals = vals[~np.isnan(vals)]
             boot_seed = stable_int({"seed": seed, "metric": metric, **{k: str(v) for k, v in key.items()}})
             lo, hi = bootstrap_median_ci(vals, n_boot=n_boot, seed=boot_seed)
