@@ -217,7 +217,7 @@ def _draw(run_dir: Path, info: dict, summary, trials, *, raw, dpi, formats, say)
     style = MethodStyle.for_methods(summary["method"])
     kw = dict(style=style, dpi=dpi, formats=formats)
     jobs = [("error against N", lambda: list(plots.error_figures(summary, figures_dir, raw=raw, trials=trials,
-                                                                **kw).values()))]
+                                                                by_regime=True, **kw).values()))]
     if "bound_ratio" in set(summary["metric"]):
         jobs.append(("error over the bound", lambda: [plots.bound_ratio(summary, figures_dir, trials=trials, **kw)]))
     jobs.append(("fit and evaluation times",
