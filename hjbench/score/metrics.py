@@ -34,7 +34,7 @@ errors and coverage follow :mod:`.probes`:
 * seconds per point = wall time of one batched call over the m test points / m, after a
   warm-up call on a slice, with ``torch.cuda.synchronize`` before each clock read on CUDA;
 * training record (steps_run, stop_reason, budget_mode, backend, ensemble_size, diverged,
-  data_regime): :func:`.scorers.training_record`;
+  data_regime): :func:`.training_record.training_record`;
 * cert_* (a posteriori, hjbench.score.bounds.certificate_for_prior) and bound_* (a priori,
   hjbench.score.bounds.bound_for_prior, docs/method.md section 7).
 
@@ -51,6 +51,7 @@ import torch
 
 from . import probes
 from . import scorers
+from .training_record import training_record
 from .catalogue import CATALOGUE
 from .catalogue import METRIC_COLUMNS
 from ..errors import ConfigError
@@ -117,7 +118,7 @@ def evaluate(method, prior, split, box: float, *, n_cross: int = 401, seed: int 
     case = scorers.Case(method, prior, split, box, x, _f64(x), axis)
     ev = Evaluation()
     ev["fit_seconds"] = float(getattr(method, "fit_seconds_", NAN))
-    record, reasons = scorers.training_record(method)
+    record, reasons = training_record(method)
     ev.update(record)
     for col, why in reasons.items():
         ev.reasons.setdefault(col, why)
