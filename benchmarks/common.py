@@ -123,10 +123,14 @@ def query_points(dim: int, n: int = N_QUERY) -> torch.Tensor:
 
 
 def _rel(est: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
-    """(mse, mse / mean square of target) in float64; raise on non-finite estimates."""
+    """(mse, mse / mean square of target) in float64 over the points a method served (finite
+    outputs, as the results' errors beside their coverage: a convex envelope is +inf off its
+    samples' hull); raise when it served none."""
     est, target = est.detach().double(), target.detach().double()
-    if not bool(torch.isfinite(est).all()):
-        raise FloatingPointError(f"{int((~torch.isfinite(est)).sum())} non-finite outputs")
+    served = torch.isfinite(est) if est.ndim == 1 else torch.isfinite(est).all(-1)
+    if not bool(served.any()):
+        raise FloatingPointError(f"all {served.numel()} outputs are non-finite")
+    est, target = est[served], target[served]
     sq = (lambda v: v * v if v.ndim == 1 else (v * v).sum(-1))  # noqa: E731
     mse = float(sq(est - target).mean())
     scale = float(sq(target).mean())
@@ -138,8 +142,8 @@ def score_cell(name: str, prior_name: str, dim: int) -> dict:
 
     Returns ``{"scores": {score: float}, "reasons": {score: why skipped},
     "errors": {score: what crashed}}``. A reason (the method skips this cell, or does not
-    provide the output) makes the benchmark skip; an error (fit or query raised, or returned
-    non-finite values) makes it fail. A crash in one output does not hide the others.
+    provide the output) makes the benchmark skip; an error (fit or query raised, or
+    returned no finite value) makes it fail. A crash in one output does not hide the others.
     """
     out = {"scores": {s: math.nan for s in SCORES}, "reasons": {}, "errors": {}}
     where = f"{name} on {prior_name} dim={dim}"
