@@ -43,6 +43,13 @@ def segfault() -> None:
     ctypes.string_at(0)
 
 
+def allocate_then_segfault(mb: int) -> None:
+    """Hold ``mb`` MiB (touched) long enough for the watchdog to see it, then die with SIGSEGV."""
+    block = bytearray(mb * 2**20)
+    time.sleep(0.1)
+    ctypes.string_at(len(block) * 0)
+
+
 def hard_exit(code: int = 3) -> None:
     """``os._exit(code)``: the process ends at once, no exception, no clean-up."""
     os._exit(code)

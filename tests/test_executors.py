@@ -92,6 +92,12 @@ def test_peak_rss_of_a_200_mb_job(executor):
     assert 150 <= row.peak_rss_mb <= 400, row.peak_rss_mb
 
 
+def test_a_crashed_job_still_reports_its_peak_rss(executor):
+    (row,) = executor.run([Job("crash", faults.allocate_then_segfault, (200,))])
+    assert row.status == "crashed" and "SIGSEGV" in row.reason, row
+    assert 150 <= row.peak_rss_mb <= 400 and f"peak RSS {row.peak_rss_mb:.0f} MB" in row.reason, row
+
+
 # -- faults: exactly one row each, and the run goes on ------------------------------------------
 
 FAULTS = [
@@ -237,3 +243,16 @@ def test_watchdog_fires_once_and_never_after_finish():
     assert len(breaches) == 1
     Watchdog(None, memory.rss_mb() / 2, lambda *args: breaches.append(args)).run()
     assert breaches[-1][0] == "oom" and "memory_limit_mb=" in breaches[-1][1]
+
+
+def test_watchdog_keeps_the_running_peak_in_a_file_until_the_job_ends():
+    owner = f"tcp://127.0.0.1:{os.getpid()}"
+    dog = Watchdog(None, None, lambda *args: None, publish_peak=owner)
+    dog.start()
+    block = bytearray(100 * 2**20)
+    time.sleep(0.1)
+    assert os.path.exists(memory.peak_file(owner)) and "/" not in os.path.basename(memory.peak_file(owner))
+    with open(memory.peak_file(owner)) as handle:
+        assert float(handle.read()) >= memory.rss_mb() - 5, len(block)
+    dog.finish()
+    assert not os.path.exists(memory.peak_file(owner)) and math.isnan(memory.read_peak_file(owner))

@@ -88,6 +88,7 @@ def test_every_fault_is_one_row_one_line_and_the_run_goes_on(tmp_path):
         assert rows[method]["status"] == status and reason in rows[method]["message"], rows[method]
         printed = [ln for ln in proc.stdout.splitlines() if ln.startswith(f"{status}: {method} ")]
         assert len(printed) == 1 and reason in printed[0], proc.stdout
+    assert rows["fault_segv"]["peak_memory_mb"] > 50, rows["fault_segv"]  # the crashed worker's peak
     noise = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert "Traceback" not in proc.stderr or any(n in proc.stderr for n in _DASK_SHUTDOWN_NOISE), proc.stderr
     assert not [ln for ln in noise if ln.startswith("error")], proc.stderr

@@ -45,9 +45,7 @@ def _worker_job(job: Job, token: str, memory_limit_mb: float | None) -> JobResul
         finally:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    watchdog = None
-    if job.timeout_s is not None or memory_limit_mb is not None:
-        watchdog = Watchdog(job.timeout_s, memory_limit_mb, on_breach)
+    watchdog = Watchdog(job.timeout_s, memory_limit_mb, on_breach, publish_peak=worker.address)
     return run_job(job, worker.address, watchdog)
 
 
@@ -63,6 +61,9 @@ _DASK_CONFIG = {"distributed.scheduler.allowed-failures": 0, "distributed.deploy
                 "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 2**27,
                 "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 2**25}
 _TOPIC_FIELDS = {START_TOPIC: "token", VERDICT_TOPIC: "token", EXIT_TOPIC: "worker", NANNY_MEMORY_TOPIC: "worker"}
+
+
+_EXIT_REPORT_WAIT_S = 15.0
 
 
 def _grace_s(timeout_s: float) -> float:
@@ -220,13 +221,16 @@ class DaskExecutor:
             rss = memory[1].get("rss", math.nan) / 2**20
             return JobResult(job.key, "oom", None, f"worker stopped by its nanny at RSS {rss:.0f} MB (dask "
                              "worker memory limit)", seconds, rss, address)
-        deadline = time.monotonic() + 2.0  # the nanny's exit report may trail the death notice
+        # The nanny's exit report trails the death notice, by seconds on a loaded machine (CI
+        # saw more than 2 s); a cluster whose nannies lack the hook never sends one.
+        deadline = time.monotonic() + _EXIT_REPORT_WAIT_S
         while address not in self._inbox[EXIT_TOPIC] and time.monotonic() < deadline:
             time.sleep(0.02)
-        exit_event = self._inbox[EXIT_TOPIC].pop(address, (0, {}))
-        exitcode = exit_event[1].get("exitcode")
-        return JobResult(job.key, "crashed", None, f"worker died ({describe_exit(exitcode)}); peak memory "
-                         "unknown", seconds, math.nan, address)
+        report = self._inbox[EXIT_TOPIC].pop(address, (0, {}))[1]
+        peak = float(report.get("peak_rss_mb", math.nan))
+        memory = "peak memory unknown" if math.isnan(peak) else f"peak RSS {peak:.0f} MB"
+        return JobResult(job.key, "crashed", None, f"worker died ({describe_exit(report.get('exitcode'))}); "
+                         f"{memory}", seconds, peak, address)
 
     def _backstop(self, flights: dict) -> None:
         """Stop the worker of a job still running ``timeout_s`` + a grace after it started."""

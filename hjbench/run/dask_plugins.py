@@ -8,6 +8,7 @@ import zlib
 from typing import Any, Callable
 
 from hjbench.run.executors import EXIT_TOPIC, _config_error
+from hjbench.run.memory import read_peak_file
 
 __all__ = ["PinGpu", "WorkerSetup", "gpu_for_worker"]
 
@@ -56,7 +57,8 @@ class WorkerSetup(_WorkerPlugin):
 
 
 class _ExitReporter(_NannyPlugin):
-    """Nanny plugin that logs a worker process's non-zero exit code under ``EXIT_TOPIC``.
+    """Nanny plugin that logs a worker process's non-zero exit code under ``EXIT_TOPIC``, with
+    the RSS peak of the job it died in (``hjbench.run.memory.peak_file``; NaN if none).
 
     Best effort: it wraps the nanny's exit hook (a dask internal, present in 2024-2026
     releases); where that hook is missing it does nothing and crashes read "exit code unknown".
@@ -71,8 +73,10 @@ class _ExitReporter(_NannyPlugin):
 
         def on_exit(exitcode: int) -> None:
             try:
+                peak = read_peak_file(nanny.worker_address)  # left by a job the worker died in
                 if exitcode:
-                    nanny.log_event(EXIT_TOPIC, {"worker": nanny.worker_address, "exitcode": exitcode})
+                    nanny.log_event(EXIT_TOPIC, {"worker": nanny.worker_address, "exitcode": exitcode,
+                                                 "peak_rss_mb": peak})
             except Exception:  # noqa: BLE001 - a closing nanny must still restart or stop
                 pass
             original(exitcode)

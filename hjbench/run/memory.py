@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Callable
 
-__all__ = ["PeakMemory", "Watchdog", "rss_mb"]
+__all__ = ["PeakMemory", "Watchdog", "peak_file", "read_peak_file", "rss_mb"]
 
 _STATUS = "/proc/self/status"
 _STATM = "/proc/self/statm"
@@ -43,6 +43,34 @@ def rss_mb() -> float:
             return int(handle.read().split()[1]) * _PAGE_MB
     except (OSError, IndexError, ValueError):
         return math.nan
+
+
+def peak_file(owner: str) -> str:
+    """Where the watchdog of worker ``owner`` (its address) keeps the running RSS peak of its
+    job (MiB, as text).
+
+    The file outlives a worker that dies inside a job, so the nanny (its parent, on the same
+    host) can report the job's peak with the exit code; the watchdog removes it when the job
+    ends normally."""
+    import tempfile
+
+    name = "".join(c if c.isalnum() else "-" for c in str(owner))
+    return os.path.join(tempfile.gettempdir(), f"hjbench-peak-{name}.txt")
+
+
+def read_peak_file(owner: str) -> float:
+    """The peak (MiB) left in ``peak_file(owner)``, then remove the file; NaN if there is none."""
+    path = peak_file(owner)
+    try:
+        with open(path) as handle:
+            value = float(handle.read().strip())
+    except (OSError, ValueError):
+        return math.nan
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+    return value
 
 
 def _status_mb(field: str) -> float:
@@ -157,13 +185,34 @@ class Watchdog(threading.Thread):
     caller is expected to stop the process there. ``finish()`` ends the watch; once it has
     returned, no breach can fire (a job that ends in time is never killed late). The
     watchdog needs the GIL now and then: a C call that holds it defeats the watch.
+
+    With ``publish_peak`` (a worker address) it also keeps the job's running RSS peak in
+    ``peak_file(publish_peak)``, so
+    that a worker which dies inside the job (a segfault) still has its peak reported by the
+    nanny that outlives it (``read_peak_file``).
     """
 
-    def __init__(self, timeout_s: float | None, limit_mb: float | None, on_breach: Callable):
+    def __init__(self, timeout_s: float | None, limit_mb: float | None, on_breach: Callable, *,
+                 publish_peak: str | None = None):
         super().__init__(name="hjbench-job-watchdog", daemon=True)
         self.timeout_s, self.limit_mb, self.on_breach = timeout_s, limit_mb, on_breach
+        self.publish_peak = publish_peak
         self._done = threading.Event()
         self._lock = threading.Lock()
+        self._published = -math.inf
+
+    def _publish(self, peak: float) -> None:
+        """Write ``peak`` to ``peak_file(publish_peak)`` when it grew by 1 MiB or more (atomic rename)."""
+        if self.publish_peak is None or self._done.is_set() or not peak >= self._published + 1.0:
+            return
+        path = peak_file(self.publish_peak)
+        try:
+            with open(path + ".tmp", "w") as handle:
+                handle.write(f"{peak:.1f}")
+            os.replace(path + ".tmp", path)
+            self._published = peak
+        except OSError:
+            self.publish_peak = None  # an unwritable temp folder: crashed rows say "peak unknown"
 
     def _breach(self, rss: float, elapsed: float) -> tuple[str, str] | None:
         if self.limit_mb is not None and rss > self.limit_mb:
@@ -172,11 +221,17 @@ class Watchdog(threading.Thread):
             return "timeout", f"timed out after {elapsed:.2f} s > timeout_s={self.timeout_s:g}"
         return None
 
+    def start(self) -> None:
+        """Publish the RSS on entry (before the job can die), then start watching."""
+        self._publish(rss_mb())
+        super().start()
+
     def run(self) -> None:
         start, peak = time.monotonic(), rss_mb()
         while not self._done.wait(WATCH_INTERVAL_S):
             rss, elapsed = rss_mb(), time.monotonic() - start
             peak = max(peak, rss)
+            self._publish(peak)
             breach = self._breach(rss, elapsed)
             if breach is not None:
                 with self._lock:
@@ -188,3 +243,5 @@ class Watchdog(threading.Thread):
         """Stop watching; after this returns ``on_breach`` will not be called."""
         with self._lock:
             self._done.set()
+        if self.publish_peak is not None:
+            read_peak_file(self.publish_peak)  # the job ended: its peak is in its row, not in a file

@@ -44,8 +44,6 @@ What cannot be computed is NaN (None for bool and str columns, "" for packed dat
 
 from __future__ import annotations
 
-import os
-import threading
 
 import torch
 
@@ -57,7 +55,7 @@ from .catalogue import METRIC_COLUMNS
 from ..errors import ConfigError
 from ..errors import check_int
 
-__all__ = ["METRIC_COLUMNS", "Evaluation", "evaluate", "PeakMemory"]
+__all__ = ["METRIC_COLUMNS", "Evaluation", "evaluate"]
 
 NAN = float("nan")
 _DEFAULT = {"float": NAN, "bool": None, "str": None, "blob": ""}
@@ -106,7 +104,7 @@ def evaluate(method, prior, split, box: float, *, n_cross: int = 401, seed: int 
         n_probe: hull-probe points wanted (default m // 2 with m test points; 0 switches it off).
 
     Method-side exceptions propagate (the runner records a failed trial); peak memory is
-    measured by the caller around fit and evaluation (:class:`PeakMemory`).
+    measured by the caller around fit and evaluation (:class:`hjbench.run.memory.PeakMemory`).
     """
     from ..data import cross_sections
 
@@ -149,50 +147,3 @@ def _bound(ev: Evaluation, prior, n_samples: int, box: float, psi: torch.Tensor)
         ev[key] = value if CATALOGUE[key].kind != "float" else float(value)
     if ev["bound_holds"] is None:
         ev.missing(["bound_ratio", "bound_holds"], "bound_ratio: needs forward_mse (a potential)")
-
-
-class PeakMemory:
-    """Peak memory of the code run inside ``with PeakMemory(device) as mem:``, in MiB (``mem.mb``).
-
-    * CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak statistics on entry
-      (tensors allocated by torch on that device, not the caching allocator's reserve).
-    * CPU (Linux): the rise of the process's resident set size over its value on entry,
-      sampled every 5 ms from /proc/self/statm. Memory the allocator kept from earlier work
-      is reused without raising the RSS, so this is a lower bound of the block's working set.
-    * elsewhere: NaN with ``mem.reason``.
-    """
-
-    _STATM = "/proc/self/statm"
-
-    def __init__(self, device: str | torch.device, interval: float = 0.005):
-        self.device, self.interval = torch.device(device), interval
-        self.mb, self.reason = NAN, ""
-        self._stop = threading.Event()
-
-    def _rss(self) -> int:
-        with open(self._STATM) as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._peak = max(self._peak, self._rss())
-
-    def __enter__(self) -> "PeakMemory":
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        elif os.path.exists(self._STATM):
-            self._base = self._peak = self._rss()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        else:
-            self.reason = "peak_memory_mb: no /proc/self/statm on this platform"
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
-            self.mb = torch.cuda.max_memory_allocated(self.device) / 2**20
-        elif hasattr(self, "_thread"):
-            self._stop.set()
-            self._thread.join()
-            self._peak = max(self._peak, self._rss())
-            self.mb = (self._peak - self._base) / 2**20
