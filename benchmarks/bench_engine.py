@@ -14,8 +14,9 @@ One setup_cache measures every cell in one process: a warm-up run of the JAX ens
 compile time, reported by ``track_compile_seconds``) and of one torch fit, then ROUNDS rounds
 of (a) then (b); the best round of each is kept, and ``track_speedup`` is their ratio, so
 load on the machine cancels as far as it hits both alike. Both engines get one intra-op
-thread: ``torch.set_num_threads(1)`` and XLA's CPU client restricted through XLA_FLAGS, set
-before JAX starts in the cache process (a multi-threaded XLA on a shared machine measures the
+thread: ``torch.set_num_threads(1)`` and XLA's CPU client restricted through XLA_FLAGS and
+``hjbench.jax_bridge.start_jax(1)`` (a one-thread intra-op pool), before JAX starts in the cache
+process (a multi-threaded XLA on a shared machine measures the
 neighbours; when JAX had already started, the cell records ``xla_single_thread = False``).
 """
 
@@ -50,7 +51,9 @@ def _xla_one_thread() -> bool:
     if started:
         return False
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + XLA_ONE_THREAD).strip()
-    return True
+    from hjbench.jax_bridge import start_jax
+
+    return start_jax(1)  # XLA_FLAGS alone leave XLA's CPU pool at one thread per core
 
 
 def _problem(width: int, n: int, dim: int):

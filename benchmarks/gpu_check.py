@@ -117,7 +117,11 @@ def main() -> int:
     parser.add_argument("--reduced", action="store_true", help="small sizes (CPU, CI)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.set_num_threads(1 if device.type == "cpu" else torch.get_num_threads())
+    if device.type == "cpu":  # one thread each, so that the ratios compare engines, not thread counts
+        from hjbench.jax_bridge import start_jax
+
+        torch.set_num_threads(1)
+        start_jax(1)
     row = measure("reduced" if args.reduced else "full", device)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_check.json").write_text(json.dumps(row, indent=2))

@@ -64,17 +64,19 @@ class RunOutcome:
         return 1 if any(self.counts.get(s, 0) for s in _FAILED) else 0
 
 
-def _executor(jobs: int | None, scheduler: str | None, memory_limit_mb: float | None):
-    from .executors import DaskExecutor, InlineExecutor
+def _executor(jobs: int | None, scheduler: str | None, memory_limit_mb: float | None, threads: int = 1):
+    import functools
 
+    from .executors import DaskExecutor, InlineExecutor
     from .worker import warm_up_worker
 
+    setup = functools.partial(warm_up_worker, threads)
     if scheduler:
-        return DaskExecutor(scheduler=scheduler, memory_limit_mb=memory_limit_mb, setup=warm_up_worker)
+        return DaskExecutor(scheduler=scheduler, memory_limit_mb=memory_limit_mb, setup=setup)
     if jobs == 0:
         return InlineExecutor()
     return DaskExecutor(jobs or os.cpu_count() or 1, memory_limit_mb=memory_limit_mb,
-                        worker_env=WORKER_ENV, setup=warm_up_worker)
+                        worker_env=WORKER_ENV, setup=setup)
 
 
 def _section_ids(cfg: GridConfig, trials: list[Trial]) -> frozenset:
@@ -208,7 +210,7 @@ def run_grid(cfg: GridConfig, run_dir: Path, *, run_id: str, command: list[str] 
         stop = None
         try:
             with _Signals() as signals:
-                ex = executor or _executor(jobs, scheduler, cfg.memory_limit_mb)
+                ex = executor or _executor(jobs, scheduler, cfg.memory_limit_mb, cfg.threads)
                 with ex:
                     _drive(ex, cfg, folder, pending, _section_ids(cfg, trials), console, show_progress,
                            save_models, signals.check)

@@ -173,18 +173,17 @@ def _warm_up() -> None:
         _WARM.append(True)
 
 
-def warm_up_worker() -> None:
+def warm_up_worker(threads: int = 1) -> None:
     """Imports and lazy set-up a worker pays once, before its first job: hjbench's registries
-    with their plug-ins, torch's optimiser machinery, and JAX when it is installed."""
+    with their plug-ins, torch's optimiser machinery, and JAX when it is installed, started
+    with ``threads`` XLA CPU threads (:func:`hjbench.jax_bridge.start_jax`)."""
     from .. import methods, priors
+    from ..jax_bridge import start_jax
 
     methods.names()
     priors.names()
     _warm_up()
-    try:
-        import jax.numpy  # noqa: F401  (the JAX fast path's first trial would pay for it)
-    except ImportError:
-        pass
+    start_jax(threads)  # the JAX fast path's first trial would pay for it
 
 
 def run_group(spec: GroupSpec) -> list[TrialOutcome]:
@@ -192,9 +191,11 @@ def run_group(spec: GroupSpec) -> list[TrialOutcome]:
     import torch
 
     from .. import methods
+    from ..jax_bridge import start_jax
     from .memory import PeakMemory
 
     torch.set_num_threads(spec.threads)
+    start_jax(spec.threads)  # no-op where warm_up_worker (or an earlier group) started JAX
     _warm_up()
     first = spec.members[0].identity
     try:
