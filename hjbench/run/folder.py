@@ -251,6 +251,16 @@ class RunFolder:
         write_parquet(table, path)
         return path
 
+    def load_sections(self):
+        """Every stored cross-section (``sections.parquet`` and ``sections/*.parquet``) as one
+        table, or None when there is none."""
+        import pandas as pd
+
+        files = ([self.path / "sections.parquet"] if (self.path / "sections.parquet").exists() else []) + \
+            sorted(self.sections_dir.glob("*.parquet"))
+        tables = [t for t in (pd.read_parquet(f) for f in files) if len(t)]
+        return pd.concat(tables, ignore_index=True) if tables else None
+
 
 def load_trials(run_dir: str | Path):
     """Every trial of a run folder (see :meth:`RunFolder.load_trials`)."""

@@ -178,29 +178,23 @@ def sections_from_table(table: pd.DataFrame, out_dir: Path | str, *, box: float 
 
 def write_sections(run_dir: Path | str, method: Any, identity: dict, *, box: float = 4.0, n_points: int = 201,
                    dtype: Any = None, device: Any = "cpu") -> Path:
-    """Store a fitted method's cross-sections as ``run_dir/sections/<trial_id>.parquet``.
+    """Store a fitted method's cross-sections as ``run_dir/sections/<trial_id>.parquet``
+    (through :meth:`hjbench.run.folder.RunFolder.write_section`, which owns the folder).
 
     ``identity`` is the trial's identity row (trial_id, method, prior, prior_params, dim, t,
-    n_samples, repetition, ...); the file is written to a temporary name and renamed.
+    n_samples, repetition, ...).
     """
+    from ...run.folder import RunFolder
+
     table = section_values(method, dim=int(identity["dim"]), box=box, n_points=n_points, dtype=dtype,
                            device=device).assign(method=identity["method"])
     for key in _IDENTITY:
         table[key] = identity[key]
-    out = Path(run_dir) / "sections"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{identity['trial_id']}.parquet"
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return path
+    return RunFolder(run_dir).write_section(identity["trial_id"], table)
 
 
 def load_sections(run_dir: Path | str) -> pd.DataFrame | None:
-    """Every stored cross-section of a run (``sections.parquet`` and ``sections/*.parquet``)."""
-    run_dir = Path(run_dir)
-    files = ([run_dir / "sections.parquet"] if (run_dir / "sections.parquet").exists() else []) + \
-        sorted((run_dir / "sections").glob("*.parquet"))
-    tables = [pd.read_parquet(f) for f in files]
-    tables = [t for t in tables if len(t)]
-    return pd.concat(tables, ignore_index=True) if tables else None
+    """Every stored cross-section of a run (:meth:`hjbench.run.folder.RunFolder.load_sections`)."""
+    from ...run.folder import RunFolder
+
+    return RunFolder(run_dir).load_sections()
