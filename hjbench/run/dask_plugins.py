@@ -56,6 +56,9 @@ class WorkerSetup(_WorkerPlugin):
         self.fn()
 
 
+_CLOSING = {"closing", "closed", "closing_gracefully", "failed"}
+
+
 class _ExitReporter(_NannyPlugin):
     """Nanny plugin that logs a worker process's non-zero exit code under ``EXIT_TOPIC``, with
     the RSS peak of the job it died in (``hjbench.run.memory.peak_file``; NaN if none).
@@ -74,7 +77,8 @@ class _ExitReporter(_NannyPlugin):
         def on_exit(exitcode: int) -> None:
             try:
                 peak = read_peak_file(nanny.worker_address)  # left by a job the worker died in
-                if exitcode:
+                closing = str(getattr(nanny, "status", "")).split(".")[-1] in _CLOSING
+                if exitcode and not closing:  # at shutdown the scheduler's comm may be gone
                     nanny.log_event(EXIT_TOPIC, {"worker": nanny.worker_address, "exitcode": exitcode,
                                                  "peak_rss_mb": peak})
             except Exception:  # noqa: BLE001 - a closing nanny must still restart or stop
