@@ -342,3 +342,10 @@ def test_an_infinite_median_is_a_gap_with_its_reason(flagged):
                       & (result.data["dim"] == 4) & (result.data["n_samples"] == min(fake.N_SAMPLES))].iloc[0]
     assert row["status"] == "infinite" and math.isnan(row["y"]) and "+inf" in row["reason"]
     assert any("maxplus, neg_l1, dim 4" in note and "+inf" in note for note in result.notes)
+
+
+def test_n_label_is_compact_only_where_exact():
+    from hjbench.present.plots._common import n_label
+
+    assert [n_label(n) for n in (64, 1000, 2500, 2048, 20000, 10**6, 2**20)] == \
+        ["64", "1k", "2.5k", "2048", "20k", "1M", "1048576"]

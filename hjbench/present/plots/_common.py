@@ -88,10 +88,10 @@ def save_figure(fig, out_dir: Path | str, stem: str, *, dpi: int = 300,
 
 
 def n_label(n: float) -> str:
-    """Compact sample-count label: 64, 256, 1k, 2.5k, 20k, 1M."""
+    """Compact sample-count label where it is exact: 64, 256, 1k, 2.5k, 20k, 1M; 2048, not 2.048k."""
     n = int(n)
     for unit, size in (("M", 10**6), ("k", 10**3)):
-        if n >= size:
+        if n >= size and n % (size // 10) == 0:
             return f"{n / size:g}{unit}"
     return str(n)
 

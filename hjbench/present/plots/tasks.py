@@ -126,7 +126,7 @@ def task_error_vs_n(summary: pd.DataFrame, out_dir: Path | str, *, solver: str =
                 positive = _panel(ax, summary, {"metric": row.metric, "floor": floor, "task": task, "name": metric},
                                   where, ns, methods, style, records, notes)
                 log_axes(ax, ns, decade_limits(positive))
-                ax.set_title(f"{task} | {prior}, dim {dim}", fontsize=6)
+                ax.set_title(f"{task}\n{prior}, dim {dim}", fontsize=6)
                 if j == 0:
                     ax.set_ylabel(task_metric(row.metric).label.split(" (")[0], fontsize=6)
         fig.supxlabel("number of training samples $N$", fontsize=7)
