@@ -98,6 +98,20 @@ def test_a_crashed_job_still_reports_its_peak_rss(executor):
     assert 150 <= row.peak_rss_mb <= 400 and f"peak RSS {row.peak_rss_mb:.0f} MB" in row.reason, row
 
 
+def test_a_crash_is_named_even_when_the_nannys_exit_report_never_comes(monkeypatch):
+    import hjbench.run.dask_executor as dask_executor
+    from distributed.diagnostics.plugin import NannyPlugin
+
+    class Silent(NannyPlugin):  # a nanny without hjbench's exit hook (e.g. an older dask)
+        name = "hjbench-exit-reporter"
+
+    monkeypatch.setattr(dask_executor, "_ExitReporter", Silent)
+    with DaskExecutor(1) as ex:
+        (row,) = ex.run([Job("crash", faults.allocate_then_segfault, (200,))])
+    assert row.status == "crashed" and "exit code -11, SIGSEGV" in row.reason, row
+    assert 150 <= row.peak_rss_mb <= 400, row
+
+
 # -- faults: exactly one row each, and the run goes on ------------------------------------------
 
 FAULTS = [

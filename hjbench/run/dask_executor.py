@@ -15,8 +15,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from hjbench.run.executors import (EXIT_TOPIC, NANNY_MEMORY_TOPIC, START_TOPIC, VERDICT_TOPIC, _MAX_RESUBMITS,
                                    Job, JobResult, _config_error, describe_exception, describe_exit, run_job)
-from hjbench.run.dask_plugins import PinGpu, WorkerSetup, _ExitReporter, gpu_for_worker
-from hjbench.run.memory import Watchdog
+from hjbench.run.dask_plugins import LOCAL_EXITS, PinGpu, WorkerSetup, _ExitReporter, gpu_for_worker
+from hjbench.run.memory import Watchdog, peak_file, read_peak_file
 
 __all__ = ["DaskExecutor", "PinGpu", "WorkerSetup", "gpu_for_worker"]
 
@@ -30,11 +30,46 @@ def _tell_scheduler(worker: Any, topic: str, msg: dict, timeout_s: float = 10.0)
     sync(worker.loop, send, callback_timeout=timeout_s)
 
 
+_FATAL = {"Segmentation fault": -11, "Bus error": -7, "Floating point exception": -8, "Aborted": -6,
+          "Illegal instruction": -4}
+_ARMED: dict[str, Any] = {}  # worker address -> the open report file (kept alive)
+
+
+def _fatal_file(address: str) -> str:
+    """Where faulthandler of worker ``address`` writes a fatal signal's report (see ``_death``)."""
+    return peak_file(address)[:-len(".txt")] + "-fatal.txt"
+
+
+def _arm_faulthandler(address: str) -> None:
+    """Once per worker process: on SIGSEGV, SIGBUS, SIGFPE, SIGABRT or SIGILL, Python's
+    faulthandler writes "Fatal Python error: Segmentation fault" etc. to ``_fatal_file``, a
+    record of the signal that does not depend on the nanny's exit report reaching the driver."""
+    import faulthandler
+
+    if address in _ARMED:
+        return
+    _ARMED[address] = open(_fatal_file(address), "w")  # noqa: SIM115 - open for the process's life
+    faulthandler.enable(file=_ARMED[address], all_threads=False)
+
+
+def _fatal_exitcode(address: str) -> int | None:
+    """The exit code a worker's faulthandler report names (then remove it), None if none."""
+    path = _fatal_file(address)
+    try:
+        with open(path) as handle:
+            text = handle.read(4096)
+        os.remove(path)
+    except OSError:
+        return None
+    return next((code for words, code in _FATAL.items() if words in text), None)
+
+
 def _worker_job(job: Job, token: str, memory_limit_mb: float | None) -> JobResult:
     """The wrapper each Dask worker runs: announce the start, watch, run, return a value."""
     from distributed import get_worker
 
     worker = get_worker()
+    _arm_faulthandler(worker.address)
     _tell_scheduler(worker, START_TOPIC, {"token": token, "worker": worker.address, "pid": os.getpid()})
 
     def on_breach(status: str, reason: str, seconds: float, peak_mb: float) -> None:
@@ -223,10 +258,19 @@ class DaskExecutor:
                              "worker memory limit)", seconds, rss, address)
         # The nanny's exit report trails the death notice, by seconds on a loaded machine (CI
         # saw more than 2 s); a cluster whose nannies lack the hook never sends one.
-        deadline = time.monotonic() + _EXIT_REPORT_WAIT_S
-        while address not in self._inbox[EXIT_TOPIC] and time.monotonic() < deadline:
+        # A LocalCluster's nannies run in this process (LOCAL_EXITS); faulthandler's file and the
+        # watchdog's peak file are on this host too: each covers a report that did not arrive.
+        local = self.cluster_ is not None
+        deadline = time.monotonic() + (2.0 if local else _EXIT_REPORT_WAIT_S)
+        while (address not in self._inbox[EXIT_TOPIC] and address not in LOCAL_EXITS
+               and time.monotonic() < deadline):
             time.sleep(0.02)
-        report = self._inbox[EXIT_TOPIC].pop(address, (0, {}))[1]
+        report = self._inbox[EXIT_TOPIC].pop(address, (0, {}))[1] or LOCAL_EXITS.get(address, {})
+        LOCAL_EXITS.pop(address, None)
+        if local:
+            fatal = _fatal_exitcode(address)
+            report = {"exitcode": report.get("exitcode") or fatal, "peak_rss_mb":
+                      report.get("peak_rss_mb", math.nan) if report else read_peak_file(address)}
         peak = float(report.get("peak_rss_mb", math.nan))
         memory = "peak memory unknown" if math.isnan(peak) else f"peak RSS {peak:.0f} MB"
         return JobResult(job.key, "crashed", None, f"worker died ({describe_exit(report.get('exitcode'))}); "
@@ -258,6 +302,14 @@ class DaskExecutor:
     def close(self) -> None:
         """Disconnect; shut the embedded cluster down (workers, nannies, scheduler)."""
         client, cluster, self.client_, self.cluster_ = self.client_, self.cluster_, None, None
+        if client is not None and cluster is not None:  # this host's workers: their report files
+            try:
+                for address in client.scheduler_info().get("workers", {}):
+                    for path in (_fatal_file(address), peak_file(address)):
+                        if os.path.exists(path):
+                            os.remove(path)
+            except Exception:  # noqa: BLE001 - a closing cluster: leave the files
+                pass
         if client is not None:
             client.close()
         if cluster is not None:

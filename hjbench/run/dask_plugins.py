@@ -57,6 +57,7 @@ class WorkerSetup(_WorkerPlugin):
 
 
 _CLOSING = {"closing", "closed", "closing_gracefully", "failed"}
+LOCAL_EXITS: dict[str, dict] = {}  # worker address -> exit report, filled where the nanny runs
 
 
 class _ExitReporter(_NannyPlugin):
@@ -78,6 +79,9 @@ class _ExitReporter(_NannyPlugin):
             try:
                 peak = read_peak_file(nanny.worker_address)  # left by a job the worker died in
                 closing = str(getattr(nanny, "status", "")).split(".")[-1] in _CLOSING
+                if exitcode and not closing:
+                    # a LocalCluster's nannies live in the driver's process: it reads this directly
+                    LOCAL_EXITS[nanny.worker_address] = {"exitcode": exitcode, "peak_rss_mb": peak}
                 if exitcode and not closing:  # at shutdown the scheduler's comm may be gone
                     nanny.log_event(EXIT_TOPIC, {"worker": nanny.worker_address, "exitcode": exitcode,
                                                  "peak_rss_mb": peak})
