@@ -14,7 +14,8 @@ raises, calls ``sys.exit``, segfaults, hangs or allocates without bound becomes 
   worker stopped by dask's own nanny memory limit is ``oom`` too.
 - ``crashed``: the worker died without a verdict (segfault, ``os._exit``, the OS OOM killer);
   the reason carries the exit code the nanny reported (when it arrives within 15 s) and the
-  job's RSS peak, which the worker's watchdog keeps in a file that outlives the worker.
+  job's RSS peak, which the worker's watchdog keeps in a file that outlives the worker. With an
+  embedded cluster the driver also reads that file and faulthandler's report of a fatal signal.
 
 The scheduler runs with ``allowed-failures: 0``: a job that kills its worker is not retried.
 A job whose worker died before it *started* (a bystander) is resubmitted, at most
