@@ -256,10 +256,10 @@ class DaskExecutor:
             rss = memory[1].get("rss", math.nan) / 2**20
             return JobResult(job.key, "oom", None, f"worker stopped by its nanny at RSS {rss:.0f} MB (dask "
                              "worker memory limit)", seconds, rss, address)
-        # The nanny's exit report trails the death notice, by seconds on a loaded machine (CI
-        # saw more than 2 s); a cluster whose nannies lack the hook never sends one.
-        # A LocalCluster's nannies run in this process (LOCAL_EXITS); faulthandler's file and the
-        # watchdog's peak file are on this host too: each covers a report that did not arrive.
+        # The nanny's exit report trails the death notice, by seconds on a loaded machine, and may
+        # never come (CI saw both; nannies without the hook send none). A LocalCluster's nannies
+        # run in this process (LOCAL_EXITS), and faulthandler's and the watchdog's files are on
+        # this host: they name the signal and the peak without the report.
         local = self.cluster_ is not None
         deadline = time.monotonic() + (2.0 if local else _EXIT_REPORT_WAIT_S)
         while (address not in self._inbox[EXIT_TOPIC] and address not in LOCAL_EXITS

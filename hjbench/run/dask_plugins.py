@@ -79,12 +79,10 @@ class _ExitReporter(_NannyPlugin):
             try:
                 peak = read_peak_file(nanny.worker_address)  # left by a job the worker died in
                 closing = str(getattr(nanny, "status", "")).split(".")[-1] in _CLOSING
-                if exitcode and not closing:
-                    # a LocalCluster's nannies live in the driver's process: it reads this directly
-                    LOCAL_EXITS[nanny.worker_address] = {"exitcode": exitcode, "peak_rss_mb": peak}
                 if exitcode and not closing:  # at shutdown the scheduler's comm may be gone
-                    nanny.log_event(EXIT_TOPIC, {"worker": nanny.worker_address, "exitcode": exitcode,
-                                                 "peak_rss_mb": peak})
+                    report = {"worker": nanny.worker_address, "exitcode": exitcode, "peak_rss_mb": peak}
+                    LOCAL_EXITS[nanny.worker_address] = report  # a LocalCluster's driver reads it here
+                    nanny.log_event(EXIT_TOPIC, report)
             except Exception:  # noqa: BLE001 - a closing nanny must still restart or stop
                 pass
             original(exitcode)

@@ -13,7 +13,7 @@ raises, calls ``sys.exit``, segfaults, hangs or allocates without bound becomes 
   GIL), the driver stops the worker ``timeout_s`` + ``_grace_s`` after the job started. A
   worker stopped by dask's own nanny memory limit is ``oom`` too.
 - ``crashed``: the worker died without a verdict (segfault, ``os._exit``, the OS OOM killer);
-  the reason carries the exit code the nanny reported (when it arrives within 15 s) and the
+  the reason carries the exit code the nanny reported (waited for up to 15 s) and the
   job's RSS peak, which the worker's watchdog keeps in a file that outlives the worker. With an
   embedded cluster the driver also reads that file and faulthandler's report of a fatal signal.
 
